@@ -1,0 +1,86 @@
+// l0 penalty: R(w) = lambda * #{i : w_i != 0}. Not convex; its prox is hard thresholding.
+//
+// prox:       y_i = x_i if |x_i| > sqrt(2*step*lambda), else 0 (at equality both are minimisers;
+//             we choose 0, which keeps the output sparser). Per-element steps use step_i.
+// No gradient: the penalty is piecewise constant.
+#pragma once
+
+#include <cmath>    // std::sqrt
+#include <cstddef>  // std::size_t
+
+#include "../detail/sweep.hpp"
+#include "../penalty.hpp"
+
+namespace sparsereg {
+
+struct hard_threshold {
+  static constexpr bool has_gradient = false;
+  static constexpr bool has_prox = true;
+  static constexpr bool smooth = false;
+  static constexpr bool separable = true;
+  static constexpr bool convex = false;
+
+  double lambda = 0.0;
+
+  explicit hard_threshold(double lambda_) : lambda(lambda_) {
+    detail::require_nonnegative("hard_threshold", "lambda", lambda);
+  }
+  hard_threshold scaled(double factor) const { return hard_threshold(lambda * factor); }
+
+  template <class T>
+  double value_of(const view<const T>& w) const {
+    const auto t = detail::elementwise_sweep(w, w, w, [](const T* x, std::ptrdiff_t sx, const T*, std::ptrdiff_t,
+                                                         const T*, std::ptrdiff_t, std::size_t n) {
+      detail::sweep_totals s;
+      for (std::size_t i = 0; i < n; ++i) s.zero_elements += (x[static_cast<std::ptrdiff_t>(i) * sx] == T(0));
+      s.groups = n;
+      return s;
+    });
+    return lambda * static_cast<double>(t.groups - t.zero_elements);
+  }
+
+  template <class T>
+  prox_result prox_of(const view<const T>& x, const view<T>& y, double step) const {
+    const T thr = static_cast<T>(std::sqrt(2.0 * step * lambda));
+    return finish(detail::elementwise_sweep(x, y, x, [thr](const T* xp, std::ptrdiff_t sx, T* yp, std::ptrdiff_t sy,
+                                                           const T*, std::ptrdiff_t, std::size_t n) {
+      detail::sweep_totals s;
+      for (std::size_t i = 0; i < n; ++i) {
+        const auto k = static_cast<std::ptrdiff_t>(i);
+        const T v = xp[k * sx];
+        const T out = (v < T(0) ? -v : v) <= thr ? T(0) : v;  // NaN fails the test and is kept
+        yp[k * sy] = out;
+        s.zero_elements += (out == T(0));
+      }
+      s.groups = n;
+      return s;
+    }));
+  }
+
+  template <class T>
+  prox_result prox_of(const view<const T>& x, const view<T>& y, const view<const T>& steps) const {
+    detail::require_valid_steps("prox", steps);
+    const double lam2 = 2.0 * lambda;
+    return finish(detail::elementwise_sweep(x, y, steps, [lam2](const T* xp, std::ptrdiff_t sx, T* yp, std::ptrdiff_t sy,
+                                                                const T* sp, std::ptrdiff_t ss, std::size_t n) {
+      detail::sweep_totals s;
+      for (std::size_t i = 0; i < n; ++i) {
+        const auto k = static_cast<std::ptrdiff_t>(i);
+        const T v = xp[k * sx];
+        const T thr = static_cast<T>(std::sqrt(lam2 * static_cast<double>(sp[k * ss])));
+        const T out = (v < T(0) ? -v : v) <= thr ? T(0) : v;
+        yp[k * sy] = out;
+        s.zero_elements += (out == T(0));
+      }
+      s.groups = n;
+      return s;
+    }));
+  }
+
+ private:
+  prox_result finish(const detail::sweep_totals& t) const {
+    return {lambda * static_cast<double>(t.groups - t.zero_elements), t.zero_elements, 0, 0};
+  }
+};
+
+}  // namespace sparsereg

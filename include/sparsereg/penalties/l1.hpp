@@ -1,0 +1,101 @@
+// l1 penalty (lasso): R(w) = lambda * sum_i |w_i|.
+//
+// prox:       y_i = sign(x_i) * max(|x_i| - step*lambda, 0)   (soft threshold; Donoho 1995)
+//             per-element steps: threshold step_i*lambda (exact: the penalty is separable).
+// gradient:   lambda * sign(w_i), with sign(0) = 0: the minimum-norm element of
+//             the subdifferential lambda*[-1, 1] at zero.
+#pragma once
+
+#include <cstddef>  // std::size_t
+
+#include "../detail/sweep.hpp"
+#include "../penalty.hpp"
+
+namespace sparsereg {
+
+struct l1 {
+  static constexpr bool has_gradient = true;
+  static constexpr bool has_prox = true;
+  static constexpr bool smooth = false;
+  static constexpr bool separable = true;
+  static constexpr bool convex = true;
+
+  double lambda = 0.0;
+
+  explicit l1(double lambda_) : lambda(lambda_) { detail::require_nonnegative("l1", "lambda", lambda); }
+  /// The same penalty with lambda multiplied by `factor` (schedules).
+  l1 scaled(double factor) const { return l1(lambda * factor); }
+
+  template <class T>
+  double value_of(const view<const T>& w) const {
+    const auto t = detail::elementwise_sweep(w, w, w, [](const T* x, std::ptrdiff_t sx, const T*, std::ptrdiff_t,
+                                                         const T*, std::ptrdiff_t, std::size_t n) {
+      detail::sweep_totals s;
+      s.value = detail::lane_sum(n, [&](std::size_t i) {
+        const T v = x[static_cast<std::ptrdiff_t>(i) * sx];
+        return static_cast<double>(v < T(0) ? -v : v);
+      });
+      return s;
+    });
+    return lambda * t.value;
+  }
+
+  template <class T>
+  void add_gradient_to(const view<const T>& w, const view<T>& g) const {
+    const T lam = static_cast<T>(lambda);
+    detail::elementwise_sweep(w, g, w, [lam](const T* x, std::ptrdiff_t sx, T* y, std::ptrdiff_t sy, const T*,
+                                             std::ptrdiff_t, std::size_t n) {
+      for (std::size_t i = 0; i < n; ++i)
+        y[static_cast<std::ptrdiff_t>(i) * sy] += lam * detail::sign_of(x[static_cast<std::ptrdiff_t>(i) * sx]);
+      return detail::sweep_totals{};
+    });
+  }
+
+  template <class T>
+  prox_result prox_of(const view<const T>& x, const view<T>& y, double step) const {
+    const T t = static_cast<T>(step * lambda);
+    const auto r = detail::elementwise_sweep(x, y, x, [t](const T* xp, std::ptrdiff_t sx, T* yp, std::ptrdiff_t sy,
+                                                          const T*, std::ptrdiff_t, std::size_t n) {
+      detail::sweep_totals s;
+      std::size_t zeros = 0;
+      auto body = [&](std::ptrdiff_t ix, std::ptrdiff_t iy) {
+        const T v = detail::soft_threshold(xp[ix], t);
+        yp[iy] = v;
+        zeros += (v == T(0));
+        return static_cast<double>(v < T(0) ? -v : v);
+      };
+      if (sx == 1 && sy == 1) {
+        s.value = detail::lane_sum(n, [&](std::size_t i) { return body(static_cast<std::ptrdiff_t>(i), static_cast<std::ptrdiff_t>(i)); });
+      } else {
+        s.value = detail::lane_sum(n, [&](std::size_t i) {
+          const auto k = static_cast<std::ptrdiff_t>(i);
+          return body(k * sx, k * sy);
+        });
+      }
+      s.zero_elements = zeros;
+      return s;
+    });
+    return {lambda * r.value, r.zero_elements, 0, 0};
+  }
+
+  template <class T>
+  prox_result prox_of(const view<const T>& x, const view<T>& y, const view<const T>& steps) const {
+    detail::require_valid_steps("prox", steps);
+    const T lam = static_cast<T>(lambda);
+    const auto r = detail::elementwise_sweep(x, y, steps, [lam](const T* xp, std::ptrdiff_t sx, T* yp, std::ptrdiff_t sy,
+                                                                const T* sp, std::ptrdiff_t ss, std::size_t n) {
+      detail::sweep_totals s;
+      s.value = detail::lane_sum(n, [&](std::size_t i) {
+        const auto k = static_cast<std::ptrdiff_t>(i);
+        const T v = detail::soft_threshold(xp[k * sx], sp[k * ss] * lam);
+        yp[k * sy] = v;
+        s.zero_elements += (v == T(0));
+        return static_cast<double>(v < T(0) ? -v : v);
+      });
+      return s;
+    });
+    return {lambda * r.value, r.zero_elements, 0, 0};
+  }
+};
+
+}  // namespace sparsereg

@@ -1,0 +1,152 @@
+// Sparse group lasso (Simon, Friedman, Hastie & Tibshirani 2013; Scardapane et al. 2017):
+//   R(w) = lambda_group * sum_g c_g ||w_g||_2 + lambda_l1 * ||w||_1,
+// c_g from the grouping (sqrt(|g|) by default). The (lambda, alpha) form of Simon et al.,
+//   R(w) = lambda * (alpha * ||w||_1 + (1 - alpha) * sum_g c_g ||w_g||_2),
+// is `sparse_group_lasso::mixed(lambda, alpha, groups)`.
+//
+// prox (exact, closed form; derivation in docs/math.md): with u = soft_threshold(x, step*lambda_l1),
+//   y_g = max(0, 1 - step*lambda_group*c_g / ||u_g||_2) * u_g   (0 when ||u_g|| = 0).
+// gradient (minimum-norm subgradient): lambda_l1 * sign(w) + lambda_group * c_g * w_g / ||w_g||,
+// with sign(0) = 0 and 0 for a zero group.
+// NaN in a group makes that group's output NaN; other groups are untouched.
+//
+// group_lasso is the lambda_l1 = 0 case, with its own type (group_lasso.hpp).
+#pragma once
+
+#include <cmath>    // std::sqrt, std::isnan
+#include <cstddef>  // std::size_t
+#include <limits>   // std::numeric_limits
+
+#include "../detail/sweep.hpp"
+#include "../groups.hpp"
+#include "../penalty.hpp"
+
+namespace sparsereg {
+namespace detail {
+
+/// Value, gradient and prox shared by group_lasso and sparse_group_lasso.
+struct group_penalty_kernels {
+  double lambda_group;
+  double lambda_l1;
+  const grouping* groups;
+
+  template <class T>
+  double value_of(const view<const T>& w) const {
+    groups->check("value", w);
+    const auto t = grouped_sweep(
+        w, w, *groups, [](T v) { return v; },
+        [&](std::size_t g, std::size_t n, double sumsq, double abs_sum, std::size_t) {
+          group_decision<T> d;
+          d.value = lambda_group * groups->weight(g, n) * std::sqrt(sumsq) + lambda_l1 * abs_sum;
+          return d;
+        },
+        no_apply{});
+    return t.value;
+  }
+
+  template <class T>
+  void add_gradient_to(const view<const T>& w, const view<T>& grad) const {
+    groups->check("add_gradient", w);
+    const T l1 = static_cast<T>(lambda_l1);
+    grouped_sweep(
+        w, grad, *groups, [](T v) { return v; },
+        [&](std::size_t g, std::size_t n, double sumsq, double, std::size_t) {
+          group_decision<T> d;
+          const double norm = std::sqrt(sumsq);
+          d.factor = norm > 0.0 ? static_cast<T>(lambda_group * groups->weight(g, n) / norm) : T(0);
+          return d;
+        },
+        [l1](const T* x, std::ptrdiff_t sx, T* g, std::ptrdiff_t sg, std::size_t n, T coef) {
+          for (std::size_t i = 0; i < n; ++i) {
+            const T v = x[static_cast<std::ptrdiff_t>(i) * sx];
+            g[static_cast<std::ptrdiff_t>(i) * sg] += coef * v + l1 * sign_of(v);
+          }
+        });
+  }
+
+  template <class T>
+  prox_result prox_of(const view<const T>& x, const view<T>& y, double step) const {
+    groups->check("prox", x);
+    const T t1 = static_cast<T>(step * lambda_l1);
+    const double tg = step * lambda_group;
+    const auto pre = [t1](T v) { return soft_threshold(v, t1); };
+    const auto r = grouped_sweep(
+        x, y, *groups, pre,
+        [&](std::size_t g, std::size_t n, double sumsq, double abs_sum, std::size_t zeros) {
+          group_decision<T> d;
+          const double c = groups->weight(g, n);
+          const double norm = std::sqrt(sumsq);
+          const double thr = tg * c;
+          if (std::isnan(norm)) {
+            d.factor = std::numeric_limits<T>::quiet_NaN();
+            d.value = norm;
+          } else if (norm <= thr) {
+            d.factor = T(0);
+            d.zero_elements = n;
+            d.zero_group = true;
+          } else {
+            const double f = 1.0 - thr / norm;  // in (0, 1]; exactly 1 when thr == 0
+            d.factor = static_cast<T>(f);
+            d.value = f * (lambda_group * c * norm + lambda_l1 * abs_sum);
+            d.zero_elements = zeros;
+          }
+          return d;
+        },
+        [t1](const T* xp, std::ptrdiff_t sx, T* yp, std::ptrdiff_t sy, std::size_t n, T f) {
+          if (sx == 1 && sy == 1) {
+            for (std::size_t i = 0; i < n; ++i) yp[i] = soft_threshold(xp[i], t1) * f;
+          } else {
+            for (std::size_t i = 0; i < n; ++i)
+              yp[static_cast<std::ptrdiff_t>(i) * sy] = soft_threshold(xp[static_cast<std::ptrdiff_t>(i) * sx], t1) * f;
+          }
+        });
+    return {r.value, r.zero_elements, r.zero_groups, r.groups};
+  }
+};
+
+}  // namespace detail
+
+struct sparse_group_lasso {
+  static constexpr bool has_gradient = true;
+  static constexpr bool has_prox = true;
+  static constexpr bool smooth = false;
+  static constexpr bool separable = false;
+  static constexpr bool convex = true;
+
+  double lambda_group = 0.0;
+  double lambda_l1 = 0.0;
+  grouping groups;
+
+  sparse_group_lasso(double lambda_group_, double lambda_l1_, grouping groups_)
+      : lambda_group(lambda_group_), lambda_l1(lambda_l1_), groups(std::move(groups_)) {
+    detail::require_nonnegative("sparse_group_lasso", "lambda_group", lambda_group);
+    detail::require_nonnegative("sparse_group_lasso", "lambda_l1", lambda_l1);
+  }
+  /// Simon et al.'s mixing form: lambda_l1 = alpha*lambda, lambda_group = (1 - alpha)*lambda.
+  static sparse_group_lasso mixed(double lambda, double alpha, grouping groups_) {
+    detail::require_nonnegative("sparse_group_lasso::mixed", "lambda", lambda);
+    detail::require_in_unit_interval("sparse_group_lasso::mixed", "alpha", alpha);
+    return sparse_group_lasso((1.0 - alpha) * lambda, alpha * lambda, std::move(groups_));
+  }
+  sparse_group_lasso scaled(double factor) const {
+    return sparse_group_lasso(lambda_group * factor, lambda_l1 * factor, groups);
+  }
+
+  template <class T>
+  double value_of(const view<const T>& w) const {
+    return kernels().value_of(w);
+  }
+  template <class T>
+  void add_gradient_to(const view<const T>& w, const view<T>& g) const {
+    kernels().add_gradient_to(w, g);
+  }
+  template <class T>
+  prox_result prox_of(const view<const T>& x, const view<T>& y, double step) const {
+    return kernels().prox_of(x, y, step);
+  }
+
+ private:
+  detail::group_penalty_kernels kernels() const { return {lambda_group, lambda_l1, &groups}; }
+};
+
+}  // namespace sparsereg
