@@ -1,0 +1,269 @@
+// Property tests of l1 (include/sparsereg/penalties/l1.hpp): prox optimality, Moreau
+// decomposition, agreement with a bisection reference, reported result, nonexpansiveness, exact
+// identities, per-element steps, golden values, finite-difference gradient, kinks, NaN, zero size.
+// Tolerance model: tests/support/reference.hpp (prox_tolerance), with groups of one element.
+#include <catch2/catch.hpp>
+
+#include <sparsereg/penalties/l1.hpp>
+#include <support/reference.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+using namespace sparsereg_test;
+using sparsereg::l1;
+
+namespace {
+
+const std::vector<std::vector<std::size_t>> shapes = {{3, 2, 2, 3}, {4, 5}, {37}, {2, 3, 4}};
+
+template <class T>
+std::size_t zero_count(const std::vector<T>& y) {
+  std::size_t n = 0;
+  for (T v : y) n += v == T(0);
+  return n;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("l1 prox: optimality, Moreau decomposition, reference, reported result", "[l1][prox]", float,
+                   double) {
+  using T = TestType;
+  const auto shape = GENERATE(from_range(shapes));
+  const auto lay = GENERATE(layout::contiguous, layout::padded, layout::reversed);
+  const double step = GENERATE(0.25, 1.0, 3.0);
+  const double lambda = GENERATE(0.05, 0.4);
+  CAPTURE(shape, layout_name(lay), step, lambda);
+  std::mt19937 rng(101u + static_cast<unsigned>(product(shape)));
+  const std::size_t n = product(shape);
+  const auto members = singletons(n);
+  tensor<T> x(shape, lay);
+  const auto xv = random_grouped_values<T>(members, n, rng);
+  x.assign(xv);
+  tensor<T> y(shape, lay == layout::reversed ? layout::padded : layout::reversed);
+  const auto r = sparsereg::prox(l1(lambda), x.cview(), y.view(), step);
+  const auto yv = y.values();
+  CHECK(bitwise_equal(x.values(), xv));
+  CHECK(y.touched_padding() == 0);
+
+  // 1. Optimality: (x - y)/step in lambda * d|y| (groups of one element, no group term).
+  const std::vector<ld> no_weights(n, 0);
+  const auto opt = check_sgl_optimality(xv, yv, step, 0, lambda, members, no_weights);
+  INFO(opt.detail);
+  CHECK(opt.ok);
+
+  // 2. Moreau: x = prox_{step R}(x) + step * P(x/step), P = projection onto the dual ball
+  // [-lambda, lambda] (the conjugate of lambda|.| is its indicator).
+  for (std::size_t i = 0; i < n; ++i) {
+    const ld xi = static_cast<ld>(xv[i]);
+    const ld proj = std::min<ld>(std::max<ld>(xi / step, -lambda), lambda);
+    const ld tol = prox_tolerance<T>(1, std::fabs(xi) + step * lambda);
+    CHECK(std::fabs(xi - (static_cast<ld>(yv[i]) + step * proj)) <= tol);
+  }
+
+  // 3. Reference: bisection on the subdifferential, in long double.
+  for (std::size_t i = 0; i < n; ++i) {
+    const ld ref = ref_prox_l1(static_cast<ld>(xv[i]), step * lambda);
+    CHECK(std::fabs(static_cast<ld>(yv[i]) - ref) <= prox_tolerance<T>(1, std::fabs(static_cast<ld>(xv[i])) + step * lambda));
+  }
+
+  // 4. Reported value and counts. Both values sum the same |y_i| in double, possibly in another
+  // order (x and y have different layouts): n * 2^-53 relative covers any summation order.
+  const double v = sparsereg::value(l1(lambda), y.cview());
+  const ld ref_value = ref_l1_value(lambda, yv);
+  const ld vtol = static_cast<ld>(n) * std::numeric_limits<double>::epsilon() * ref_value;
+  CHECK(std::fabs(r.value - v) <= vtol);
+  CHECK(std::fabs(static_cast<ld>(v) - ref_value) <= vtol);
+  CHECK(r.zero_elements == zero_count(yv));
+  CHECK(r.zero_groups == 0);
+  CHECK(r.groups == 0);
+}
+
+TEMPLATE_TEST_CASE("l1 prox is nonexpansive", "[l1][prox]", float, double) {
+  using T = TestType;
+  std::mt19937 rng(202);
+  const std::size_t n = 60;
+  const auto members = singletons(n);
+  for (int trial = 0; trial < 20; ++trial) {
+    CAPTURE(trial);
+    const auto a = random_grouped_values<T>(members, n, rng);
+    auto b = a;
+    std::normal_distribution<float> d(0.0f, trial % 2 ? 0.01f : 1.0f);
+    for (auto& v : b) v = static_cast<T>(static_cast<float>(v) + d(rng));
+    std::vector<T> pa(n), pb(n);
+    sparsereg::prox(l1(0.3), a, pa, 0.7);
+    sparsereg::prox(l1(0.3), b, pb, 0.7);
+    const ld slack = 2 * std::sqrt(static_cast<ld>(n)) * prox_tolerance<T>(1, std::max(max_abs(a), max_abs(b)) + 0.21L);
+    CHECK(distance(pa, pb) <= distance(a, b) + slack);
+  }
+}
+
+TEMPLATE_TEST_CASE("l1 prox: step 0, lambda 0 and in place are exact", "[l1][prox]", float, double) {
+  using T = TestType;
+  const auto shape = GENERATE(from_range(shapes));
+  const auto lay = GENERATE(layout::contiguous, layout::padded, layout::reversed);
+  CAPTURE(shape, layout_name(lay));
+  std::mt19937 rng(303);
+  tensor<T> x(shape, lay);
+  const auto xv = random_grouped_values<T>(singletons(x.size()), x.size(), rng);  // includes -0.0
+  x.assign(xv);
+  {
+    tensor<T> y(shape, lay);
+    sparsereg::prox(l1(0.5), x.cview(), y.view(), 0.0);
+    CHECK(bitwise_equal(y.values(), xv));
+  }
+  {
+    tensor<T> y(shape, lay);
+    sparsereg::prox(l1(0.0), x.cview(), y.view(), 2.0);
+    CHECK(bitwise_equal(y.values(), xv));
+  }
+  {
+    tensor<T> y(shape, lay);
+    const auto r1 = sparsereg::prox(l1(0.3), x.cview(), y.view(), 1.0);
+    tensor<T> z = x;
+    const auto r2 = sparsereg::prox(l1(0.3), z.cview(), z.view(), 1.0);
+    CHECK(bitwise_equal(z.values(), y.values()));
+    CHECK(r1.value == r2.value);
+    CHECK(r1.zero_elements == r2.zero_elements);
+    CHECK(z.touched_padding() == 0);
+  }
+}
+
+TEMPLATE_TEST_CASE("l1 prox with per-element steps", "[l1][prox][steps]", float, double) {
+  using T = TestType;
+  const auto shape = GENERATE(from_range(shapes));
+  const auto lay = GENERATE(layout::contiguous, layout::reversed);
+  CAPTURE(shape, layout_name(lay));
+  std::mt19937 rng(404);
+  const std::size_t n = product(shape);
+  tensor<T> x(shape, lay);
+  const auto xv = random_grouped_values<T>(singletons(n), n, rng);
+  x.assign(xv);
+  const double lambda = 0.35;
+
+  SECTION("equal steps give the scalar-step prox, bit for bit") {
+    for (const float s : {0.0f, 0.1f, 0.7f, 1.0f, 2.3f}) {
+      CAPTURE(s);
+      tensor<T> steps(shape, lay);
+      steps.assign(std::vector<T>(n, static_cast<T>(s)));
+      tensor<T> y1(shape, lay), y2(shape, lay);
+      const auto r1 = sparsereg::prox(l1(lambda), x.cview(), y1.view(), steps.cview());
+      const auto r2 = sparsereg::prox(l1(lambda), x.cview(), y2.view(), static_cast<double>(static_cast<T>(s)));
+      CHECK(bitwise_equal(y1.values(), y2.values()));
+      CHECK(r1.value == r2.value);
+      CHECK(r1.zero_elements == r2.zero_elements);
+    }
+  }
+  SECTION("different steps: each element is optimal for its own step; step 0 keeps it exactly") {
+    std::uniform_real_distribution<float> u(0.0f, 3.0f);
+    std::vector<T> sv(n);
+    for (std::size_t i = 0; i < n; ++i) sv[i] = i % 7 == 3 ? T(0) : static_cast<T>(u(rng));
+    tensor<T> steps(shape, lay);
+    steps.assign(sv);
+    tensor<T> y(shape, layout::contiguous);
+    const auto r = sparsereg::prox(l1(lambda), x.cview(), y.view(), steps.cview());
+    const auto yv = y.values();
+    for (std::size_t i = 0; i < n; ++i) {
+      CAPTURE(i, xv[i], sv[i], yv[i]);
+      if (sv[i] == T(0)) {
+        CHECK(bitwise_equal(yv[i], xv[i]));
+        continue;
+      }
+      const auto one = check_sgl_optimality(std::vector<T>{xv[i]}, std::vector<T>{yv[i]}, static_cast<ld>(sv[i]), 0,
+                                            lambda, singletons(1), std::vector<ld>{0});
+      INFO(one.detail);
+      CHECK(one.ok);
+    }
+    CHECK(r.zero_elements == zero_count(yv));
+  }
+}
+
+TEMPLATE_TEST_CASE("l1 golden values on a 3x4 tensor", "[l1][golden]", float, double) {
+  using T = TestType;
+  // x[f] = ((7 f) mod 11 - 5)/4, lambda = 0.5:
+  //   sum |x| = 1.25+0.5+0.5+1.25+0.25+0.75+1+0+1+0.75+0.25+1.25 = 8.75 -> value 4.375
+  //   gradient = 0.5 sign(x) (0 at the zero)
+  //   prox, step 1: threshold 0.5 -> |y| = max(|x| - 0.5, 0); value 0.5 * 3.75 = 1.875, 5 zeros.
+  std::vector<T> x{-1.25, 0.5, -0.5, 1.25, 0.25, -0.75, 1.0, 0, -1.0, 0.75, -0.25, -1.25};
+  const sparsereg::view<const T> xv(x.data(), {3, 4});
+  CHECK(sparsereg::value(l1(0.5), xv) == 4.375);
+  std::vector<T> g(12, T(0));
+  sparsereg::add_gradient(l1(0.5), xv, sparsereg::view<T>(g.data(), {3, 4}));
+  CHECK(g == std::vector<T>{-0.5, 0.5, -0.5, 0.5, 0.5, -0.5, 0.5, 0, -0.5, 0.5, -0.5, -0.5});
+  std::vector<T> y(12);
+  const auto r = sparsereg::prox(l1(0.5), xv, sparsereg::view<T>(y.data(), {3, 4}), 1.0);
+  CHECK(y == std::vector<T>{-0.75, 0, 0, 0.75, 0, -0.25, 0.5, 0, -0.5, 0.25, 0, -0.75});
+  CHECK(r.value == 1.875);
+  CHECK(r.zero_elements == 5);
+}
+
+TEST_CASE("l1 gradient matches central finite differences away from zero", "[l1][gradient]") {
+  // |w_i| >= 0.1 and h = 1e-6: l1 is linear between kinks, so the only error is rounding,
+  // eps |R| / h <= 1e-8 for |R| <= 50; relative error 1e-6 is generous and catches any wrong sign.
+  std::mt19937 rng(505);
+  const std::size_t n = 40;
+  auto x = random_away_from_zero<double>(n, 0.1f, 1.0f, rng);
+  std::vector<double> g(n, 0.0);
+  sparsereg::add_gradient(l1(0.8), x, g);
+  const double h = 1e-6;
+  ld num = 0, den = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    auto xp = x, xm = x;
+    xp[i] += h;
+    xm[i] -= h;
+    const double fd = (sparsereg::value(l1(0.8), xp) - sparsereg::value(l1(0.8), xm)) / (2 * h);
+    num += (g[i] - fd) * (g[i] - fd);
+    den += (g[i] + fd) * (g[i] + fd);
+  }
+  CHECK(std::sqrt(num / den) < 1e-6);
+}
+
+TEMPLATE_TEST_CASE("l1 gradient at zero is exactly 0 and accumulates", "[l1][gradient]", float, double) {
+  using T = TestType;
+  std::vector<T> w{0, T(-0.0), 2, -3};
+  std::vector<T> g{1, 1, 1, 1};
+  sparsereg::add_gradient(l1(0.25), w, g);
+  CHECK(g == std::vector<T>{1, 1, 1.25, 0.75});
+  std::vector<T> z(5, T(0)), gz(5, T(0));
+  sparsereg::add_gradient(l1(0.25), z, gz);
+  for (T v : gz) CHECK(bitwise_equal(v, T(0)));
+}
+
+TEMPLATE_TEST_CASE("l1: NaN stays in its element, zero-size is a no-op", "[l1][nan]", float, double) {
+  using T = TestType;
+  std::mt19937 rng(606);
+  const std::size_t n = 50;
+  auto x = random_grouped_values<T>(singletons(n), n, rng);
+  std::vector<T> clean(n), g_clean(n, T(0));
+  sparsereg::prox(l1(0.2), x, clean, 1.0);
+  sparsereg::add_gradient(l1(0.2), x, g_clean);
+  x[17] = std::numeric_limits<T>::quiet_NaN();
+  CHECK(std::isnan(sparsereg::value(l1(0.2), x)));
+  std::vector<T> y(n), g(n, T(0));
+  CHECK(std::isnan(sparsereg::prox(l1(0.2), x, y, 1.0).value));
+  sparsereg::add_gradient(l1(0.2), x, g);
+  for (std::size_t i = 0; i < n; ++i) {
+    CAPTURE(i);
+    if (i == 17) {
+      CHECK(std::isnan(y[i]));
+      CHECK(std::isnan(g[i]));
+    } else {
+      CHECK(bitwise_equal(y[i], clean[i]));
+      CHECK(bitwise_equal(g[i], g_clean[i]));
+    }
+  }
+
+  T cell = T(5), other = T(7);
+  const sparsereg::view<T> e(&cell, {3, 0, 2});
+  CHECK(sparsereg::value(l1(0.2), e) == 0.0);
+  const auto r = sparsereg::prox(l1(0.2), e, e, 1.0);
+  CHECK(r.value == 0.0);
+  CHECK(r.zero_elements == 0);
+  sparsereg::add_gradient(l1(0.2), e, sparsereg::view<T>(&other, {3, 0, 2}));
+  sparsereg::prox(l1(0.2), e, e, sparsereg::view<const T>(&other, {3, 0, 2}));
+  CHECK(cell == T(5));
+  CHECK(other == T(7));
+}

@@ -1,0 +1,183 @@
+// Thread-count independence (design.md, "Determinism"): built with OpenMP, every operation is run
+// with 1, 2 and 3 threads and must give bit-identical outputs and values. Tensors are large enough
+// to be cut into many blocks (up to the 256-block cap), for contiguous groups (one run per group),
+// strided groups (two-pass workspace path), groups that cross the innermost run, explicit lists,
+// one whole-tensor group, and long elementwise runs split into 16K-element chunks.
+#include <catch2/catch.hpp>
+
+#include <sparsereg/penalties/group_lasso.hpp>
+#include <sparsereg/penalties/hard_threshold.hpp>
+#include <sparsereg/penalties/l1.hpp>
+#include <sparsereg/penalties/sparse_group_lasso.hpp>
+#include <sparsereg/penalties/squared_l2.hpp>
+#include <support/reference.hpp>
+
+#include <omp.h>
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+#include <vector>
+
+using namespace sparsereg_test;
+using sparsereg::conv_layout;
+using sparsereg::grouping;
+namespace groups = sparsereg::groups;
+
+namespace {
+
+/// Everything one penalty produces on one input.
+template <class T>
+struct outputs {
+  std::vector<T> prox;
+  std::vector<T> gradient;
+  std::vector<T> prox_steps;  // per-element steps (separable penalties only)
+  double prox_value = 0, value = 0;
+  std::size_t zero_elements = 0, zero_groups = 0;
+
+  bool operator==(const outputs& o) const {
+    return bitwise_equal(prox, o.prox) && bitwise_equal(gradient, o.gradient) && bitwise_equal(prox_steps, o.prox_steps) &&
+           bitwise_equal(prox_value, o.prox_value) && bitwise_equal(value, o.value) &&
+           zero_elements == o.zero_elements && zero_groups == o.zero_groups;
+  }
+};
+
+template <class T, class P>
+outputs<T> run_all(const P& pen, const tensor<T>& x, const tensor<T>& steps, layout out_layout) {
+  outputs<T> o;
+  tensor<T> y(x.shape, out_layout);
+  const auto r = sparsereg::prox(pen, x.cview(), y.view(), 0.8);
+  o.prox = y.values();
+  o.prox_value = r.value;
+  o.zero_elements = r.zero_elements;
+  o.zero_groups = r.zero_groups;
+  o.value = sparsereg::value(pen, x.cview());
+  if constexpr (P::has_gradient) {
+    tensor<T> g(x.shape, out_layout);
+    g.assign(std::vector<T>(x.size(), T(0.125)));
+    sparsereg::add_gradient(pen, x.cview(), g.view());
+    o.gradient = g.values();
+  }
+  if constexpr (P::separable) {
+    tensor<T> ys(x.shape, out_layout);
+    sparsereg::prox(pen, x.cview(), ys.view(), steps.cview());
+    o.prox_steps = ys.values();
+  }
+  return o;
+}
+
+template <class T, class P>
+void require_thread_independent(const P& pen, const tensor<T>& x, const tensor<T>& steps, layout out_layout) {
+  omp_set_num_threads(1);
+  const auto one = run_all(pen, x, steps, out_layout);
+  for (int threads : {2, 3}) {
+    CAPTURE(threads);
+    omp_set_num_threads(threads);
+    const auto many = run_all(pen, x, steps, out_layout);
+    REQUIRE(many.prox_value == one.prox_value);  // exact; reported first for a readable failure
+    REQUIRE(many.value == one.value);
+    REQUIRE(many == one);
+  }
+  omp_set_num_threads(1);
+}
+
+template <class T>
+tensor<T> random_tensor(const std::vector<std::size_t>& shape, layout lay, std::mt19937& rng) {
+  tensor<T> t(shape, lay);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> pick(0, 15);
+  std::vector<T> v(t.size());
+  for (auto& e : v) e = pick(rng) == 0 ? T(0) : static_cast<T>(u(rng) * (pick(rng) < 4 ? 0.02f : 1.0f));
+  t.assign(v);
+  return t;
+}
+
+/// A random partition of n indices into groups of 1..40 elements.
+grouping random_partition(std::size_t n, std::mt19937& rng) {
+  std::vector<std::size_t> perm(n);
+  std::iota(perm.begin(), perm.end(), std::size_t(0));
+  std::shuffle(perm.begin(), perm.end(), rng);
+  std::uniform_int_distribution<std::size_t> len(1, 40);
+  std::vector<std::vector<std::size_t>> lists;
+  for (std::size_t i = 0; i < n;) {
+    const std::size_t k = std::min(n - i, len(rng));
+    lists.emplace_back(perm.begin() + static_cast<std::ptrdiff_t>(i), perm.begin() + static_cast<std::ptrdiff_t>(i + k));
+    i += k;
+  }
+  return grouping::from_lists(lists);
+}
+
+}  // namespace
+
+TEST_CASE("OpenMP really runs more than one thread", "[threads]") {
+  omp_set_num_threads(2);
+  int seen = 0;
+#pragma omp parallel
+  {
+#pragma omp single
+    seen = omp_get_num_threads();
+  }
+  omp_set_num_threads(1);
+  REQUIRE(seen == 2);
+}
+
+TEMPLATE_TEST_CASE("group penalties give bit-identical results for 1, 2 and 3 threads", "[threads]", float, double) {
+  using T = TestType;
+  struct setup {
+    const char* name;
+    std::vector<std::size_t> shape;
+    grouping grp;
+  };
+  std::mt19937 prng(9);
+  const std::vector<setup> setups = {
+      {"oihw filters (one run per group, 300 groups)", {300, 8, 3, 3}, groups::filters()},
+      {"oihw input_channels (strided groups)", {16, 300, 3, 3}, groups::input_channels()},
+      {"oihw kernels", {20, 30, 3, 3}, groups::kernels()},
+      {"oihw shapes (groups cross the outer axis)", {20, 30, 3, 3}, groups::shapes()},
+      {"hwio filters (the run crosses groups)", {3, 3, 20, 300}, groups::filters(conv_layout::hwio)},
+      {"hwio input_channels", {3, 3, 300, 20}, groups::input_channels(conv_layout::hwio)},
+      {"fc output_neurons", {300, 200}, groups::output_neurons()},
+      {"fc input_neurons", {200, 300}, groups::input_neurons()},
+      {"explicit random partition", {100, 300}, random_partition(100 * 300, prng)},
+      {"whole", {300, 200}, groups::whole()},
+  };
+  const auto k = static_cast<std::size_t>(GENERATE(range(0, 10)));
+  const auto lay = GENERATE(layout::contiguous, layout::reversed);
+  const auto& s = setups[k];
+  CAPTURE(s.name, layout_name(lay));
+  std::mt19937 rng(31u + static_cast<unsigned>(k));
+  const auto x = random_tensor<T>(s.shape, lay, rng);
+  const tensor<T> no_steps;
+  require_thread_independent(sparsereg::sparse_group_lasso(0.05, 0.1, s.grp), x, no_steps, lay);
+  require_thread_independent(sparsereg::group_lasso(0.3, s.grp), x, no_steps, layout::contiguous);
+  // In place as well: the result must match the single-threaded in-place run.
+  omp_set_num_threads(1);
+  tensor<T> a = x;
+  const auto ra = sparsereg::prox(sparsereg::sparse_group_lasso(0.05, 0.1, s.grp), a.cview(), a.view(), 0.8);
+  omp_set_num_threads(2);
+  tensor<T> b = x;
+  const auto rb = sparsereg::prox(sparsereg::sparse_group_lasso(0.05, 0.1, s.grp), b.cview(), b.view(), 0.8);
+  omp_set_num_threads(1);
+  CHECK(bitwise_equal(a.storage, b.storage));
+  CHECK(bitwise_equal(ra.value, rb.value));
+}
+
+TEMPLATE_TEST_CASE("separable penalties give bit-identical results for 1, 2 and 3 threads", "[threads]", float, double) {
+  using T = TestType;
+  // 1 << 18 elements as one contiguous run: 16 chunks of 16K. The 3-D shape with a padded layout
+  // exercises the outer-axis split instead.
+  const bool long_run = GENERATE(true, false);
+  const auto shape = long_run ? std::vector<std::size_t>{1u << 18} : std::vector<std::size_t>{300, 20, 30};
+  const auto lay = long_run ? layout::contiguous : layout::padded;
+  CAPTURE(shape, layout_name(lay));
+  std::mt19937 rng(77);
+  const auto x = random_tensor<T>(shape, lay, rng);
+  tensor<T> steps(shape, lay);
+  std::uniform_real_distribution<float> u(0.0f, 2.0f);
+  std::vector<T> sv(steps.size());
+  for (auto& v : sv) v = static_cast<T>(u(rng));
+  steps.assign(sv);
+  require_thread_independent(sparsereg::l1(0.3), x, steps, lay);
+  require_thread_independent(sparsereg::squared_l2(0.3), x, steps, layout::contiguous);
+  require_thread_independent(sparsereg::hard_threshold(0.1), x, steps, lay);
+}
