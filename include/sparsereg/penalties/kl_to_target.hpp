@@ -1,0 +1,766 @@
+// KL divergence from the weight distribution to a target ("variance regularization"):
+//   R(w) = lambda * KL(P || Q) = lambda * sum_b p_b log(p_b / q_b).
+// Our estimator (Pandit & Banday 2023 describe the idea, not an estimator; docs/math-kl.md):
+//   P: linear binning of the statistic z_i (the weights, or the group norms ||w_g||_2) onto B
+//      centres c_b = lo + b*h over the support [lo, hi] (h = (hi - lo)/(B - 1)). An element at
+//      u = (z - lo)/h = k + f (0 <= f < 1) puts 1 - f on bin k and f on bin k + 1; outside the
+//      support it is clamped to the edge bin. p_b = (mass_b / N + eps) / (1 + B*eps).
+//   Q: the target's mass under each bin's hat function on the same support (targets.hpp),
+//      renormalized, then floored the same way: q_b = (m_b / sum m + eps) / (1 + B*eps) > 0.
+//   The support is chosen from the data without gradient: lo = -s, hi = s for weights
+//   (lo = 0 for group norms), with s from kl_support (fixed, per-call multiple of max|z|, or
+//   tracked: set from max|z| at first use and refitted only when the data leave it).
+// gradient (exact; the support is a constant): with V_b = log(p_b / q_b),
+//   dKL/dz_i = (V_{k+1} - V_k) / (N h (1 + B*eps)) inside interval k, the mean of the two
+//   neighbouring intervals' values exactly on a centre (what central differences converge to),
+//   0 outside the support. Group norms: dz_g/dw = w_g / ||w_g|| (0 for a zero group).
+// Cost: weights mode, fixed or tracked support: 2 passes (histogram; gradient) + O(B);
+// max_abs support: one more read-only pass for max|w|. Group mode: the grouped sweeps' passes.
+// Non-finite weights: excluded from P; the value is NaN; their own gradient is NaN; every finite
+// weight gets the gradient of the KL of the finite weights (group mode: a NaN poisons its group).
+//
+// Speed: with AVX2 enabled by the user's flags (e.g. -march=native), float runs take a SIMD
+// path computing the same IEEE operations as the scalar path, so results do not depend on it.
+//
+// State (documented, not hidden): the resolved relative scale, the tracked support, the cached
+// discretized target and the workspace (about 70*B doubles, allocated once) live in one object shared by a
+// penalty and all its copies (scaled() copies must share it: schedules call scaled() every step).
+// Use one penalty object (and its copies) from one thread at a time; fresh() gives an
+// independent copy for another tensor.
+#pragma once
+
+#include <algorithm>    // std::fill
+#include <cmath>        // std::log, std::exp, std::sqrt, std::floor, std::isfinite
+#include <cstddef>      // std::size_t, std::ptrdiff_t
+#include <cstdint>      // std::uint8_t
+#include <limits>       // std::numeric_limits
+#include <memory>       // std::shared_ptr
+#include <optional>     // std::optional
+#include <stdexcept>    // std::runtime_error
+#include <string>       // std::string
+#include <type_traits>  // std::is_floating_point_v, std::is_same_v
+#include <vector>       // std::vector
+
+#include "../detail/sweep.hpp"
+#include "../groups.hpp"
+#include "../penalty.hpp"
+#include "../targets.hpp"
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace sparsereg {
+
+/// How the histogram support is chosen (never differentiated).
+class kl_support {
+ public:
+  enum class kind { fixed, max_abs, tracked };
+
+  /// [-half_width, half_width] (group norms: [0, half_width]), given by the user.
+  static kl_support fixed(double half_width) {
+    detail::require_positive("kl_support::fixed", "half_width", half_width);
+    return {kind::fixed, half_width};
+  }
+  /// s = multiple * max|z|, recomputed on every call (one extra read-only pass).
+  static kl_support max_abs(double multiple = 1.0) {
+    detail::require_positive("kl_support::max_abs", "multiple", multiple);
+    return {kind::max_abs, multiple};
+  }
+  /// s = multiple * max|z| at first use, kept while the data fit: refitted (one extra histogram
+  /// pass) when max|z| > s or multiple * max|z| < s / 2.
+  static kl_support tracked(double multiple = 1.25) {
+    detail::require_positive("kl_support::tracked", "multiple", multiple);
+    return {kind::tracked, multiple};
+  }
+
+  kind mode() const noexcept { return kind_; }
+  double parameter() const noexcept { return param_; }
+
+ private:
+  kl_support(kind k, double p) : kind_(k), param_(p) {}
+  kind kind_;
+  double param_;
+};
+
+/// The two discrete distributions behind a value (diagnostics, plots, tests).
+struct kl_distributions {
+  double lo = 0.0, hi = 0.0;     ///< support
+  std::vector<double> centres;   ///< c_b
+  std::vector<double> p, q;      ///< floored, normalized P and Q
+  std::size_t count = 0;         ///< finite elements (or groups) in P
+  double kl = 0.0;               ///< KL(P || Q), without lambda
+};
+
+namespace detail {
+
+struct kl_state {
+  bool unit_resolved = false;
+  double unit = 1.0;
+  bool support_set = false;
+  double support = 0.0;
+  bool q_valid = false;
+  double q_lo = 0.0, q_h = 0.0, q_unit = 0.0;
+  std::vector<double> q, log_q, hist, partial, table, norms;
+  std::vector<float> table_f;
+  double last_value = std::numeric_limits<double>::quiet_NaN();
+};
+
+inline constexpr std::size_t kl_ways = 4;  // interleaved sub-histograms per chunk
+
+/// Doubles in one sub-histogram: a (count, sum of f) pair per bin plus a trash pair that
+/// non-finite elements go to (so the hot loop has no branch).
+inline std::size_t kl_sub_size(std::size_t bins) noexcept { return 2 * (bins + 1); }
+
+/// Linear binning of one run. An element at u = k + f adds (1, f) to pair k of sub-histogram
+/// (i mod kl_ways): one 16-byte read-modify-write instead of two scattered ones, and interleaving
+/// breaks the store-to-load chains of repeated bins. mass_b = count_b - fsum_b + fsum_{b-1}
+/// (kl_collect). Bin position, clamping and f are computed exactly as in the gradient pass.
+template <class T>
+void kl_bin_run(const T* x, std::ptrdiff_t sx, std::size_t n, T lo, T inv_h, std::size_t bins, double* h,
+                std::size_t& bad, double& amax) noexcept {
+  const T umax = static_cast<T>(bins - 1);
+  const T kmax = static_cast<T>(bins - 2);
+  const std::size_t sub = kl_sub_size(bins);
+  const int trash = static_cast<int>(bins);
+  T m = T(0);
+  std::size_t nb = 0;
+  std::size_t i = 0;
+#if defined(__AVX2__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (sx == 1 && n >= 8) {
+      const __m256 vlo = _mm256_set1_ps(lo), vinv = _mm256_set1_ps(inv_h), vumax = _mm256_set1_ps(umax),
+                   vkmax = _mm256_set1_ps(kmax), zero = _mm256_setzero_ps();
+      const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+      const __m256i vtrash = _mm256_set1_epi32(trash);
+      __m256 vm = zero;
+      alignas(32) int ks[8];
+      alignas(32) double pb[16];
+      const __m256d ones = _mm256_set1_pd(1.0);
+      for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        const __m256 fin = _mm256_cmp_ps(_mm256_sub_ps(v, v), zero, _CMP_EQ_OQ);
+        vm = _mm256_max_ps(vm, _mm256_and_ps(_mm256_and_ps(v, absmask), fin));
+        __m256 u = _mm256_mul_ps(_mm256_sub_ps(v, vlo), vinv);
+        u = _mm256_max_ps(u, zero);  // NaN -> 0 (maxps returns its second operand)
+        u = _mm256_min_ps(u, vumax);
+        const __m256 kf = _mm256_min_ps(_mm256_floor_ps(u), vkmax);
+        const __m256 f = _mm256_and_ps(_mm256_sub_ps(u, kf), fin);
+        const __m256i k = _mm256_blendv_epi8(vtrash, _mm256_cvttps_epi32(kf), _mm256_castps_si256(fin));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(ks), k);
+        unsigned notfin = ~static_cast<unsigned>(_mm256_movemask_ps(fin)) & 0xffu;
+        for (; notfin != 0; notfin &= notfin - 1) ++nb;  // popcount of a rare, usually zero mask
+        // (1, f_j) pairs in double: pb = [1 f0 1 f2 | 1 f1 1 f3 | 1 f4 1 f6 | 1 f5 1 f7].
+        const __m256d f_lo = _mm256_cvtps_pd(_mm256_castps256_ps128(f));
+        const __m256d f_hi = _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1));
+        _mm256_store_pd(pb, _mm256_unpacklo_pd(ones, f_lo));
+        _mm256_store_pd(pb + 4, _mm256_unpackhi_pd(ones, f_lo));
+        _mm256_store_pd(pb + 8, _mm256_unpacklo_pd(ones, f_hi));
+        _mm256_store_pd(pb + 12, _mm256_unpackhi_pd(ones, f_hi));
+        static constexpr int at[8] = {0, 4, 2, 6, 8, 12, 10, 14};
+        for (int j = 0; j < 8; ++j) {
+          double* hh = h + static_cast<std::size_t>(j & 3) * sub + 2 * static_cast<std::size_t>(ks[j]);
+          _mm_storeu_pd(hh, _mm_add_pd(_mm_loadu_pd(hh), _mm_load_pd(pb + at[j])));
+        }
+      }
+      alignas(32) float ms[8];
+      _mm256_store_ps(ms, vm);
+      for (int j = 0; j < 8; ++j) m = ms[j] > m ? ms[j] : m;
+    }
+  }
+#endif
+  for (; i < n; ++i) {
+    const T v = x[static_cast<std::ptrdiff_t>(i) * sx];
+    const bool fin = finite_value(v);
+    const T a = fin ? (v < T(0) ? -v : v) : T(0);
+    m = a > m ? a : m;
+    T u = (v - lo) * inv_h;
+    u = u >= T(0) ? u : T(0);  // NaN -> 0
+    u = u <= umax ? u : umax;
+    T kf = std::floor(u);
+    kf = kf <= kmax ? kf : kmax;
+    const T f = fin ? u - kf : T(0);
+    const std::size_t k = fin ? static_cast<std::size_t>(kf) : static_cast<std::size_t>(trash);
+    double* hh = h + (i & (kl_ways - 1)) * sub + 2 * k;
+    hh[0] += 1.0;
+    hh[1] += static_cast<double>(f);
+    nb += !fin;
+  }
+  bad += nb;
+  amax = static_cast<double>(m) > amax ? static_cast<double>(m) : amax;
+}
+
+/// Sums `parts` sub-histograms (pairs) into hist[b] = count_b - fsum_b + fsum_{b-1}, in order.
+inline void kl_collect(const double* partial, std::size_t parts, std::size_t bins, double* hist) noexcept {
+  const std::size_t sub = kl_sub_size(bins);
+  double prev = 0.0;
+  for (std::size_t b = 0; b < bins; ++b) {
+    double c = 0.0, f = 0.0;
+    for (std::size_t q = 0; q < parts; ++q) {
+      c += partial[q * sub + 2 * b];
+      f += partial[q * sub + 2 * b + 1];
+    }
+    hist[b] = (c - f) + prev;
+    prev = f;
+  }
+}
+
+/// Index into the (2B+1)-entry gradient table: 0 left of the support, 2j+1 on centre j,
+/// 2k+2 inside interval k, 2B right of the support. u is the same (z - lo) * inv_h as in binning.
+template <class T>
+inline int kl_table_index(T u, T u_hi) noexcept {
+  u = u >= T(-0.5) ? u : T(-0.5);  // NaN -> -0.5 (its gradient is replaced by NaN anyway)
+  u = u <= u_hi ? u : u_hi;
+  const T kf = std::floor(u);
+  return 2 * static_cast<int>(kf) + 1 + (u > kf);
+}
+
+/// y[i] += table[index(x[i])] (NaN for non-finite x[i]) over a contiguous run.
+template <class T>
+void kl_gradient_run(const T* x, T* y, std::size_t n, T lo, T inv_h, T u_hi, const T* tab) noexcept {
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  std::size_t i = 0;
+#if defined(__AVX2__)
+  if constexpr (std::is_same_v<T, float>) {
+    const __m256 vlo = _mm256_set1_ps(lo), vinv = _mm256_set1_ps(inv_h), vhi = _mm256_set1_ps(u_hi),
+                 vmhalf = _mm256_set1_ps(-0.5f), zero = _mm256_setzero_ps(), vnan = _mm256_set1_ps(nan);
+    const __m256i one = _mm256_set1_epi32(1);
+    for (; i + 8 <= n; i += 8) {
+      const __m256 v = _mm256_loadu_ps(x + i);
+      const __m256 fin = _mm256_cmp_ps(_mm256_sub_ps(v, v), zero, _CMP_EQ_OQ);
+      __m256 u = _mm256_mul_ps(_mm256_sub_ps(v, vlo), vinv);
+      u = _mm256_max_ps(u, vmhalf);  // NaN -> -0.5
+      u = _mm256_min_ps(u, vhi);
+      const __m256 kf = _mm256_floor_ps(u);
+      const __m256i gt = _mm256_castps_si256(_mm256_cmp_ps(u, kf, _CMP_GT_OQ));  // -1 where u > kf
+      const __m256i k2 = _mm256_add_epi32(_mm256_cvttps_epi32(kf), _mm256_cvttps_epi32(kf));
+      const __m256i idx = _mm256_sub_epi32(_mm256_add_epi32(k2, one), gt);
+      const __m256 d = _mm256_blendv_ps(vnan, _mm256_i32gather_ps(tab, idx, 4), fin);
+      _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), d));
+    }
+  }
+#endif
+  for (; i < n; ++i) {
+    const T v = x[i];
+    const T d = tab[kl_table_index((v - lo) * inv_h, u_hi)];
+    y[i] += finite_value(v) ? d : nan;
+  }
+}
+
+}  // namespace detail
+
+class kl_to_target {
+ public:
+  static constexpr const char* name = "kl_to_target";
+  static constexpr bool has_gradient = true;
+  static constexpr bool has_prox = false;
+  static constexpr bool smooth = true;  // almost everywhere: kinks on the bin centres (math-kl.md)
+  static constexpr bool separable = false;
+  static constexpr bool convex = false;
+  static constexpr std::size_t max_bins = std::size_t(1) << 16;
+
+  /// Our default target: half the weights in a spike of 0.1 std, the rest in a slab of 2 std.
+  static target default_target() { return target::spike_and_slab(0.5, 0.1, 2.0, scale_mode::relative); }
+
+  double lambda = 0.0;
+
+  /// P over the weights themselves.
+  explicit kl_to_target(double lambda_, target tgt = default_target(), std::size_t bins = 256,
+                        kl_support support = kl_support::max_abs(1.0), double epsilon = 1e-9)
+      : lambda(lambda_), target_(std::move(tgt)), bins_(bins), support_(support), epsilon_(epsilon),
+        state_(std::make_shared<detail::kl_state>()) {
+    validate("kl_to_target");
+  }
+
+  /// P over the group norms ||w_g||_2 (support [0, s]); the targets are folded onto z >= 0.
+  static kl_to_target on_group_norms(double lambda_, grouping groups, target tgt = default_target(),
+                                     std::size_t bins = 256, kl_support support = kl_support::max_abs(1.0),
+                                     double epsilon = 1e-9) {
+    kl_to_target p(lambda_, std::move(tgt), bins, support, epsilon);
+    p.groups_ = std::move(groups);
+    return p;
+  }
+
+  /// The same penalty with lambda multiplied by `factor`; shares the state (see the top comment).
+  kl_to_target scaled(double factor) const {
+    kl_to_target p = *this;
+    p.lambda = lambda * factor;
+    detail::require_nonnegative("kl_to_target::scaled", "lambda", p.lambda);
+    return p;
+  }
+  /// A copy with its own, unresolved state (for another tensor).
+  kl_to_target fresh() const {
+    kl_to_target p = *this;
+    p.state_ = std::make_shared<detail::kl_state>();
+    return p;
+  }
+
+  const class target& target_density() const noexcept { return target_; }
+  std::size_t bins() const noexcept { return bins_; }
+  const kl_support& support() const noexcept { return support_; }
+  double epsilon() const noexcept { return epsilon_; }
+  bool on_groups() const noexcept { return groups_.has_value(); }
+
+  /// Reference scale the relative target scales multiply (NaN until resolved; 1 for absolute).
+  double reference_scale() const noexcept {
+    if (!target_.is_relative()) return 1.0;
+    return state_->unit_resolved ? state_->unit : std::numeric_limits<double>::quiet_NaN();
+  }
+  /// lambda * KL of the last value/gradient call (NaN before the first).
+  double last_value() const noexcept { return state_->last_value; }
+
+  /// Resolves the relative scales (and a tracked support) from `w` now, replacing earlier ones.
+  template <class W>
+  void resolve(const W& w) const {
+    const auto v = detail::const_view_of(w);
+    state_->unit_resolved = false;
+    state_->support_set = false;
+    state_->q_valid = false;
+    run(v, static_cast<const view<typename decltype(v)::value_type>*>(nullptr), nullptr);
+  }
+  /// Forgets resolved scales, tracked support and cache.
+  void reset() const { *state_ = detail::kl_state{}; }
+
+  template <class T>
+  double value_of(const view<const T>& w) const {
+    return lambda * run(w, static_cast<const view<T>*>(nullptr), nullptr);
+  }
+  template <class T>
+  void add_gradient_to(const view<const T>& w, const view<T>& g) const {
+    run(w, &g, nullptr);
+  }
+
+  /// Value and gradient from one histogram: returns lambda * KL and adds its gradient into g.
+  template <class W, class G>
+  double value_and_add_gradient(const W& w, G&& g) const {
+    const auto vw = detail::const_view_of(w);
+    const auto vg = detail::mutable_view_of(g);
+    static_assert(std::is_same_v<typename decltype(vw)::value_type, typename decltype(vg)::value_type>,
+                  "sparsereg::kl_to_target::value_and_add_gradient: w and g must have the same element type");
+    detail::require_same_shape("kl_to_target::value_and_add_gradient", "w", vw, "g", vg);
+    detail::require_disjoint("kl_to_target::value_and_add_gradient", "w", vw, "g", vg);
+    return lambda * run(vw, &vg, nullptr);
+  }
+
+  /// P, Q and the KL for `w` (allocates; for diagnostics and plots).
+  template <class W>
+  kl_distributions distributions(const W& w) const {
+    const auto v = detail::const_view_of(w);
+    kl_distributions d;
+    run(v, static_cast<const view<typename decltype(v)::value_type>*>(nullptr), &d);
+    return d;
+  }
+
+  /// Resolved scale and tracked support, for checkpoints (regularizer::save_state).
+  std::vector<std::uint8_t> save_state() const {
+    std::vector<std::uint8_t> out;
+    detail::kl_put(out, 1.0);  // format version
+    detail::kl_put(out, state_->unit_resolved ? 1.0 : 0.0);
+    detail::kl_put(out, state_->unit);
+    detail::kl_put(out, state_->support_set ? 1.0 : 0.0);
+    detail::kl_put(out, state_->support);
+    return out;
+  }
+  void load_state(const std::vector<std::uint8_t>& in) {
+    std::size_t pos = 0;
+    if (detail::kl_get(in, pos) != 1.0) throw std::runtime_error("sparsereg::load_state: unknown KL penalty state version");
+    detail::kl_state s;
+    s.unit_resolved = detail::kl_get(in, pos) != 0.0;
+    s.unit = detail::kl_get(in, pos);
+    s.support_set = detail::kl_get(in, pos) != 0.0;
+    s.support = detail::kl_get(in, pos);
+    if (pos != in.size() || !(s.unit > 0.0) || !std::isfinite(s.unit) || !(s.support >= 0.0) || !std::isfinite(s.support))
+      throw std::runtime_error("sparsereg::load_state: malformed KL penalty state");
+    *state_ = std::move(s);
+  }
+
+ private:
+  void validate(const char* where) const {
+    detail::require_nonnegative(where, "lambda", lambda);
+    if (bins_ < 2 || bins_ > max_bins)
+      detail::throw_argument(where, "bins must lie in [2, " + std::to_string(max_bins) + "], got " + std::to_string(bins_));
+    if (!(epsilon_ > 0.0 && epsilon_ <= 1e-2))
+      detail::throw_argument(where, "epsilon must lie in (0, 0.01], got " + detail::number_text(epsilon_));
+  }
+
+  /// Grid of one call in the element type: u = (z - lo) * inv_h, the same expression in both passes.
+  template <class T>
+  struct grid {
+    T lo, inv_h;
+    double lo_d, h_d, inv_h_d;
+  };
+  template <class T>
+  grid<T> make_grid(double lo, double hi) const {
+    grid<T> g;
+    g.lo = static_cast<T>(lo);
+    g.inv_h = static_cast<T>(static_cast<double>(bins_ - 1) / (hi - lo));
+    g.lo_d = static_cast<double>(g.lo);
+    g.inv_h_d = static_cast<double>(g.inv_h);
+    g.h_d = 1.0 / g.inv_h_d;
+    return g;
+  }
+
+  /// Support half-width when the data give none (all zeros): four widest target scales.
+  double fallback_support() const { return 4.0 * target_.scale() * (target_.is_relative() ? state_->unit : 1.0); }
+
+  [[noreturn]] void throw_unresolvable(double unit) const {
+    detail::throw_argument(groups_ ? "kl_to_target(on_group_norms)" : "kl_to_target",
+                           "cannot resolve the relative scales of target " + target_.describe() + ": the reference scale (" +
+                               std::string(groups_ ? "RMS of the group norms" : "standard deviation of the weights") +
+                               ") is " + detail::number_text(unit) +
+                               "; use absolute scales or resolve() on non-degenerate weights");
+  }
+
+  /// Population standard deviation of the finite elements (two chunked passes; first use only).
+  template <class T>
+  static double std_of(const view<const T>& w) {
+    // Shifted by the first element, so a constant tensor gives exactly 0.
+    const T first = w.data()[0];
+    const double k = detail::finite_value(first) ? static_cast<double>(first) : 0.0;
+    double sum[detail::kl_chunks] = {}, sq[detail::kl_chunks] = {};
+    std::size_t cnt[detail::kl_chunks] = {};
+    detail::for_each_chunk(w, [&](std::size_t c, const T* x, std::ptrdiff_t sx, std::size_t n) {
+      for (std::size_t i = 0; i < n; ++i) {
+        const T v = x[static_cast<std::ptrdiff_t>(i) * sx];
+        if (detail::finite_value(v)) {
+          sum[c] += static_cast<double>(v) - k;
+          ++cnt[c];
+        }
+      }
+    });
+    double s = 0.0;
+    std::size_t n = 0;
+    for (std::size_t c = 0; c < detail::kl_chunks; ++c) s += sum[c], n += cnt[c];
+    if (n == 0) return 0.0;
+    const double mean = k + s / static_cast<double>(n);
+    detail::for_each_chunk(w, [&](std::size_t c, const T* x, std::ptrdiff_t sx, std::size_t n_) {
+      for (std::size_t i = 0; i < n_; ++i) {
+        const T v = x[static_cast<std::ptrdiff_t>(i) * sx];
+        if (detail::finite_value(v)) {
+          const double d = static_cast<double>(v) - mean;
+          sq[c] += d * d;
+        }
+      }
+    });
+    double ss = 0.0;
+    for (std::size_t c = 0; c < detail::kl_chunks; ++c) ss += sq[c];
+    return std::sqrt(ss / static_cast<double>(n));
+  }
+
+  template <class T>
+  static double max_abs_of(const view<const T>& w) {
+    double m[detail::kl_chunks] = {};
+    detail::for_each_chunk(w, [&](std::size_t c, const T* x, std::ptrdiff_t sx, std::size_t n) {
+      constexpr std::size_t L = 8;
+      T lane[L] = {};
+      const T big = std::numeric_limits<T>::max();
+      std::size_t i = 0;
+      auto one = [&](T v, T& acc) {
+        T a = v < T(0) ? -v : v;
+        a = a <= big ? a : T(0);  // NaN and inf do not set the support
+        acc = a > acc ? a : acc;
+      };
+      if (sx == 1)
+        for (; i + L <= n; i += L)
+          for (std::size_t j = 0; j < L; ++j) one(x[i + j], lane[j]);
+      for (; i < n; ++i) one(x[static_cast<std::ptrdiff_t>(i) * sx], lane[0]);
+      T r = T(0);
+      for (std::size_t j = 0; j < L; ++j) r = lane[j] > r ? lane[j] : r;
+      m[c] = static_cast<double>(r);
+    });
+    double r = 0.0;
+    for (std::size_t c = 0; c < detail::kl_chunks; ++c) r = m[c] > r ? m[c] : r;
+    return r;
+  }
+
+  struct binned {
+    std::size_t count = 0;  // finite elements in P
+    std::size_t bad = 0;    // non-finite elements
+    double amax = 0.0;      // max |z| over finite z
+  };
+
+  /// Histogram of the weights into state_->hist (chunked, deterministic).
+  template <class T>
+  binned bin_elements(const view<const T>& w, const grid<T>& gr) const {
+    auto& st = *state_;
+    const std::size_t B = bins_;
+    const std::size_t stride = detail::kl_ways * detail::kl_sub_size(B);
+    st.partial.resize(detail::kl_chunks * stride);
+    // Zero only the chunks for_each_chunk can use (one for small tensors).
+    const std::size_t used = w.size() < detail::kl_chunks * detail::kl_min_chunk ? 1 : detail::kl_chunks;
+    std::fill(st.partial.begin(), st.partial.begin() + static_cast<std::ptrdiff_t>(used * stride), 0.0);
+    std::size_t bad[detail::kl_chunks] = {};
+    double amax[detail::kl_chunks] = {};
+    const std::size_t nc = detail::for_each_chunk(w, [&](std::size_t c, const T* x, std::ptrdiff_t sx, std::size_t n) {
+      detail::kl_bin_run(x, sx, n, gr.lo, gr.inv_h, B, st.partial.data() + c * stride, bad[c], amax[c]);
+    });
+    binned r;
+    st.hist.assign(B, 0.0);
+    detail::kl_collect(st.partial.data(), nc * detail::kl_ways, B, st.hist.data());
+    for (std::size_t c = 0; c < nc; ++c) {
+      r.bad += bad[c];
+      r.amax = amax[c] > r.amax ? amax[c] : r.amax;
+    }
+    r.count = w.size() - r.bad;
+    return r;
+  }
+
+  /// Histogram of the group norms (already in state_->norms) into state_->hist.
+  binned bin_norms(const grid<double>& gr) const {
+    auto& st = *state_;
+    const std::size_t B = bins_;
+    st.partial.assign(detail::kl_ways * detail::kl_sub_size(B), 0.0);
+    binned r;
+    detail::kl_bin_run(st.norms.data(), 1, st.norms.size(), gr.lo, gr.inv_h, B, st.partial.data(), r.bad, r.amax);
+    st.hist.assign(B, 0.0);
+    detail::kl_collect(st.partial.data(), detail::kl_ways, B, st.hist.data());
+    r.count = st.norms.size() - r.bad;
+    return r;
+  }
+
+  /// Discretized target on the grid (cached while grid and scale are unchanged).
+  void ensure_q(double lo, double h, double unit) const {
+    auto& st = *state_;
+    if (st.q_valid && st.q_lo == lo && st.q_h == h && st.q_unit == unit) return;
+    const std::size_t B = bins_;
+    st.q.assign(B, 0.0);
+    st.log_q.assign(B, 0.0);
+    target_.hat_masses(lo, h, B, unit, st.q.data());
+    double total = 0.0;
+    for (double m : st.q) total += m;
+    if (!(total > 0.0) || !std::isfinite(total))
+      detail::throw_argument("kl_to_target", "target " + target_.describe() + " has no mass on the support [" +
+                                                 detail::number_text(lo) + ", " +
+                                                 detail::number_text(lo + h * static_cast<double>(B - 1)) + "]");
+    const double norm = 1.0 / (1.0 + static_cast<double>(B) * epsilon_);
+    for (std::size_t b = 0; b < B; ++b) {
+      st.q[b] = (st.q[b] / total + epsilon_) * norm;
+      st.log_q[b] = std::log(st.q[b]);
+    }
+    st.q_valid = true;
+    st.q_lo = lo;
+    st.q_h = h;
+    st.q_unit = unit;
+  }
+
+  /// KL(P || Q) from state_->hist; fills the gradient table (lambda included) when asked.
+  double finish(std::size_t count, double inv_h, bool want_table) const {
+    auto& st = *state_;
+    const std::size_t B = bins_;
+    const double norm = 1.0 / (1.0 + static_cast<double>(B) * epsilon_);
+    const double inv_n = count > 0 ? 1.0 / static_cast<double>(count) : 0.0;
+    double kl = 0.0;
+    // Reuse hist for V_b = log(p_b / q_b).
+    for (std::size_t b = 0; b < B; ++b) {
+      const double p = (st.hist[b] * inv_n + epsilon_) * norm;
+      const double v = std::log(p) - st.log_q[b];
+      kl += p * v;
+      st.hist[b] = v;
+    }
+    if (want_table) {
+      st.table.assign(2 * B + 1, 0.0);
+      if (count > 0) {
+        const double c = lambda * inv_h * inv_n * norm;
+        for (std::size_t k = 0; k + 1 < B; ++k) st.table[2 * k + 2] = c * (st.hist[k + 1] - st.hist[k]);
+        for (std::size_t j = 0; j < B; ++j) {
+          const double left = j > 0 ? st.table[2 * j] : 0.0;
+          const double right = j + 1 < B ? st.table[2 * j + 2] : 0.0;
+          st.table[2 * j + 1] = 0.5 * (left + right);
+        }
+      }
+    }
+    // KL >= 0 exactly; a tiny negative sum is rounding.
+    return kl > 0.0 ? kl : 0.0;
+  }
+
+  void fill_distributions(kl_distributions& d, double lo, double h, std::size_t count) const {
+    auto& st = *state_;
+    const std::size_t B = bins_;
+    d.lo = lo;
+    d.hi = lo + h * static_cast<double>(B - 1);
+    d.count = count;
+    d.centres.resize(B);
+    d.p.resize(B);
+    d.q = st.q;
+    for (std::size_t b = 0; b < B; ++b) {
+      d.centres[b] = lo + h * static_cast<double>(b);
+      d.p[b] = std::exp(st.hist[b] + st.log_q[b]);
+    }
+  }
+
+  /// Support half-width for this call (before binning); `zmax` computes max|z| when needed.
+  template <class MaxFn>
+  double support_for(MaxFn&& zmax) const {
+    auto& st = *state_;
+    double s = 0.0;
+    switch (support_.mode()) {
+      case kl_support::kind::fixed: return support_.parameter();
+      case kl_support::kind::max_abs: s = support_.parameter() * zmax(); break;
+      default:
+        if (st.support_set) return st.support;
+        s = support_.parameter() * zmax();
+        break;
+    }
+    if (!(s > 0.0)) s = fallback_support();
+    if (support_.mode() == kl_support::kind::tracked) {
+      st.support = s;
+      st.support_set = true;
+    }
+    return s;
+  }
+
+  /// Tracked support: refit when the data left it or shrank below half of it.
+  bool needs_refit(double s, double amax) const {
+    if (support_.mode() != kl_support::kind::tracked || !(amax > 0.0)) return false;
+    return amax > s || support_.parameter() * amax < 0.5 * s;
+  }
+
+  /// The whole computation: returns KL (without lambda); adds lambda * dKL/dw into *g when g.
+  template <class T, class G>
+  double run(const view<const T>& w, const G* g, kl_distributions* diag) const {
+    static_assert(std::is_floating_point_v<T>, "kl_to_target: weights must be float or double");
+    if (w.size() == 0) {
+      state_->last_value = 0.0;
+      return 0.0;
+    }
+    const double kl = groups_ ? run_groups(w, g, diag) : run_elements(w, g, diag);
+    state_->last_value = lambda * kl;
+    return kl;
+  }
+
+  template <class T, class G>
+  double run_elements(const view<const T>& w, const G* g, kl_distributions* diag) const {
+    auto& st = *state_;
+    if (target_.is_relative() && !st.unit_resolved) {
+      const double u = std_of(w);
+      if (!(u > 0.0) || !std::isfinite(u)) throw_unresolvable(u);
+      st.unit = u;
+      st.unit_resolved = true;
+    }
+    const double unit = target_.is_relative() ? st.unit : 1.0;
+    double s = support_for([&] { return max_abs_of(w); });
+    grid<T> gr = make_grid<T>(-s, s);
+    binned b = bin_elements(w, gr);
+    if (needs_refit(s, b.amax)) {
+      s = support_.parameter() * b.amax;
+      st.support = s;
+      gr = make_grid<T>(-s, s);
+      b = bin_elements(w, gr);
+    }
+    ensure_q(gr.lo_d, gr.h_d, unit);
+    double kl = finish(b.count, gr.inv_h_d, g != nullptr);
+    if (diag) fill_distributions(*diag, gr.lo_d, gr.h_d, b.count), diag->kl = kl;
+    if (b.bad > 0) kl = std::numeric_limits<double>::quiet_NaN();
+    if constexpr (!std::is_same_v<G, view<const T>>) {
+      if (g) add_element_gradient(w, *g, gr);
+    }
+    return kl;
+  }
+
+  template <class T>
+  void add_element_gradient(const view<const T>& w, const view<T>& g, const grid<T>& gr) const {
+    auto& st = *state_;
+    const std::size_t B = bins_;
+    const T* tab;
+    if constexpr (std::is_same_v<T, double>) {
+      tab = st.table.data();
+    } else {
+      st.table_f.resize(st.table.size());
+      for (std::size_t i = 0; i < st.table.size(); ++i) st.table_f[i] = static_cast<T>(st.table[i]);
+      tab = st.table_f.data();
+    }
+    const T lo = gr.lo, inv_h = gr.inv_h;
+    const T u_hi = static_cast<T>(B) - T(0.5);
+    const T nan = std::numeric_limits<T>::quiet_NaN();
+    detail::elementwise_sweep(w, g, w, [=](const T* x, std::ptrdiff_t sx, T* y, std::ptrdiff_t sy, const T*,
+                                           std::ptrdiff_t, std::size_t n) {
+      auto body = [&](T v) {
+        const T d = tab[detail::kl_table_index((v - lo) * inv_h, u_hi)];
+        return detail::finite_value(v) ? d : nan;
+      };
+      if (sx == 1 && sy == 1) {
+        detail::kl_gradient_run(x, y, n, lo, inv_h, u_hi, tab);
+      } else {
+        for (std::size_t i = 0; i < n; ++i)
+          y[static_cast<std::ptrdiff_t>(i) * sy] += body(x[static_cast<std::ptrdiff_t>(i) * sx]);
+      }
+      return detail::sweep_totals{};
+    });
+  }
+
+  template <class T, class G>
+  double run_groups(const view<const T>& w, const G* g, kl_distributions* diag) const {
+    auto& st = *state_;
+    const grouping& grp = *groups_;
+    grp.check("kl_to_target(on_group_norms)", w);
+    st.norms.resize(grp.group_count(w));
+    double* norms = st.norms.data();
+    detail::grouped_sweep(
+        w, w, grp, [](T v) { return v; },
+        [norms](std::size_t gi, std::size_t, double sumsq, double, std::size_t) {
+          norms[gi] = std::sqrt(sumsq);
+          return detail::group_decision<T>{};
+        },
+        detail::no_apply{});
+    if (target_.is_relative() && !st.unit_resolved) {
+      double ss = 0.0;
+      std::size_t n = 0;
+      for (double r : st.norms)
+        if (std::isfinite(r)) ss += r * r, ++n;
+      const double u = n > 0 ? std::sqrt(ss / static_cast<double>(n)) : 0.0;
+      if (!(u > 0.0) || !std::isfinite(u)) throw_unresolvable(u);
+      st.unit = u;
+      st.unit_resolved = true;
+    }
+    const double unit = target_.is_relative() ? st.unit : 1.0;
+    double s = support_for([&] {
+      double m = 0.0;
+      for (double r : st.norms)
+        if (std::isfinite(r) && r > m) m = r;
+      return m;
+    });
+    grid<double> gr = make_grid<double>(0.0, s);
+    binned b = bin_norms(gr);
+    if (needs_refit(s, b.amax)) {
+      s = support_.parameter() * b.amax;
+      st.support = s;
+      gr = make_grid<double>(0.0, s);
+      b = bin_norms(gr);
+    }
+    ensure_q(gr.lo_d, gr.h_d, unit);
+    double kl = finish(b.count, gr.inv_h_d, g != nullptr);
+    if (diag) fill_distributions(*diag, gr.lo_d, gr.h_d, b.count), diag->kl = kl;
+    if (b.bad > 0) kl = std::numeric_limits<double>::quiet_NaN();
+    if constexpr (!std::is_same_v<G, view<const T>>) {
+      if (g) {
+        const double* tab = st.table.data();
+        const double lo = gr.lo, inv_h = gr.inv_h;
+        const double u_hi = static_cast<double>(bins_) - 0.5;
+        detail::grouped_sweep(
+            w, *g, grp, [](T v) { return v; },
+            [=](std::size_t, std::size_t, double sumsq, double, std::size_t) {
+              detail::group_decision<T> d;
+              const double r = std::sqrt(sumsq);
+              if (!std::isfinite(r)) d.factor = std::numeric_limits<T>::quiet_NaN();
+              else if (r > 0.0) d.factor = static_cast<T>(tab[detail::kl_table_index((r - lo) * inv_h, u_hi)] / r);
+              else d.factor = T(0);
+              return d;
+            },
+            [](const T* x, std::ptrdiff_t sx, T* y, std::ptrdiff_t sy, std::size_t n, auto factor_of) {
+              for (std::size_t i = 0; i < n; ++i)
+                y[static_cast<std::ptrdiff_t>(i) * sy] += factor_of(i) * x[static_cast<std::ptrdiff_t>(i) * sx];
+            });
+      }
+    }
+    return kl;
+  }
+
+  class target target_;
+  std::size_t bins_;
+  kl_support support_;
+  double epsilon_;
+  std::optional<grouping> groups_;
+  std::shared_ptr<detail::kl_state> state_;
+};
+
+}  // namespace sparsereg

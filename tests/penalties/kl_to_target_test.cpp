@@ -1,0 +1,494 @@
+// kl_to_target: the histogram KL to a skewed target. Properties: validation, KL >= 0, ~0 on a
+// sample of the target, exact gradient (central differences, on and between bin centres, at the
+// support edge, group norms), gradient descent moves a Gaussian toward the target, invariance to
+// order and layout, degenerate inputs, state sharing, and use through the regularizer façade.
+#include <catch2/catch.hpp>
+
+#include <sparsereg/penalties/kl_to_target.hpp>
+#include <sparsereg/regularizer.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+using sparsereg::kl_support;
+using sparsereg::kl_to_target;
+using sparsereg::scale_mode;
+using sparsereg::target;
+using sparsereg::view;
+
+namespace {
+
+template <class T>
+double value_of(const kl_to_target& p, const std::vector<T>& w) {
+  return sparsereg::value(p, view<const T>(w.data(), {w.size()}));
+}
+
+template <class T>
+std::vector<T> gradient_of(const kl_to_target& p, const std::vector<T>& w) {
+  std::vector<T> g(w.size(), T(0));
+  sparsereg::add_gradient(p, view<const T>(w.data(), {w.size()}), view<T>(g.data(), {g.size()}));
+  return g;
+}
+
+/// Draws n samples from pi*N(0, s0^2) + (1-pi)*N(0, s1^2).
+std::vector<double> spike_and_slab_sample(std::size_t n, double pi, double s0, double s1, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> z(0.0, 1.0);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::vector<double> w(n);
+  for (auto& x : w) x = (u(rng) < pi ? s0 : s1) * z(rng);
+  return w;
+}
+
+std::vector<double> gaussian_sample(std::size_t n, double sigma, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> z(0.0, sigma);
+  std::vector<double> w(n);
+  for (auto& x : w) x = z(rng);
+  return w;
+}
+
+bool message_has(const std::invalid_argument& e, const std::string& s) {
+  return std::string(e.what()).find(s) != std::string::npos;
+}
+
+template <class F>
+void require_throws_naming(F&& f, const std::string& name) {
+  try {
+    f();
+    FAIL("expected std::invalid_argument naming " << name);
+  } catch (const std::invalid_argument& e) {
+    INFO(e.what());
+    CHECK(message_has(e, name));
+  }
+}
+
+}  // namespace
+
+static_assert(kl_to_target::has_gradient && !kl_to_target::has_prox && kl_to_target::smooth &&
+              !kl_to_target::separable && !kl_to_target::convex);
+
+TEST_CASE("kl_to_target: hyper-parameters are validated, naming the parameter and value", "[kl_to_target]") {
+  require_throws_naming([] { kl_to_target(-1.0); }, "lambda");
+  require_throws_naming([] { kl_to_target(std::nan("")); }, "lambda");
+  require_throws_naming([] { kl_to_target(1.0, kl_to_target::default_target(), 1); }, "bins");
+  require_throws_naming([] { kl_to_target(1.0, kl_to_target::default_target(), 64, kl_support::max_abs(), 0.0); },
+                        "epsilon");
+  require_throws_naming([] { kl_support::fixed(0.0); }, "half_width");
+  require_throws_naming([] { kl_support::max_abs(-2.0); }, "multiple");
+  require_throws_naming([] { kl_support::tracked(std::nan("")); }, "multiple");
+  require_throws_naming([] { target::spike_and_slab(0.0, 0.1, 1.0); }, "pi");
+  require_throws_naming([] { target::spike_and_slab(1.0, 0.1, 1.0); }, "pi");
+  require_throws_naming([] { target::spike_and_slab(0.5, -0.1, 1.0); }, "spike_scale");
+  require_throws_naming([] { target::spike_and_slab(0.5, 0.1, INFINITY); }, "slab_scale");
+  require_throws_naming([] { target::spike_and_slab(0.5, 2.0, 1.0); }, "smaller");
+  require_throws_naming([] { target::laplace(0.0); }, "scale");
+  require_throws_naming([] { target::custom({}); }, "density");
+  require_throws_naming([] { kl_to_target(1.0).scaled(-1.0); }, "lambda");
+}
+
+TEST_CASE("kl_to_target: the discretized targets carry the right mass", "[kl_to_target]") {
+  // Over a support of +-40 scales, the hat masses of a density sum to its total mass 1.
+  const std::size_t B = 257;
+  std::vector<double> m(B);
+  for (const target& t : {target::spike_and_slab(0.3, 0.05, 1.0, scale_mode::absolute),
+                          target::laplace(1.0, scale_mode::absolute), target::gaussian(1.0, scale_mode::absolute)}) {
+    t.hat_masses(-40.0, 80.0 / (B - 1), B, 1.0, m.data());
+    INFO(t.describe());
+    CHECK(std::accumulate(m.begin(), m.end(), 0.0) == Approx(1.0).epsilon(1e-12));
+    for (double x : m) CHECK(x >= 0.0);
+    // Symmetric target, symmetric grid: symmetric masses.
+    for (std::size_t b = 0; b < B; ++b) CHECK(m[b] == Approx(m[B - 1 - b]).margin(1e-15));
+  }
+  // Closed forms agree with the quadrature used for custom densities (bins much narrower than
+  // the scales, where 4-point Gauss-Legendre is accurate to ~1e-10).
+  std::vector<double> a(B), b(B);
+  const double lap_pi = 1.0;
+  target::laplace(lap_pi, scale_mode::absolute).hat_masses(-6.0, 12.0 / (B - 1), B, 1.0, a.data());
+  target::custom([](double x) { return 0.5 * std::exp(-std::fabs(x)); }).hat_masses(-6.0, 12.0 / (B - 1), B, 1.0, b.data());
+  for (std::size_t k = 0; k < B; ++k) CHECK(a[k] == Approx(b[k]).epsilon(1e-6).margin(1e-12));
+  target::spike_and_slab(0.5, 0.5, 2.0, scale_mode::absolute).hat_masses(-6.0, 12.0 / (B - 1), B, 1.0, a.data());
+  target::custom([](double x) {
+    return 0.5 * std::exp(-2.0 * x * x) / (0.5 * std::sqrt(2 * M_PI)) + 0.5 * std::exp(-x * x / 8.0) / (2.0 * std::sqrt(2 * M_PI));
+  }).hat_masses(-6.0, 12.0 / (B - 1), B, 1.0, b.data());
+  for (std::size_t k = 0; k < B; ++k) CHECK(a[k] == Approx(b[k]).epsilon(1e-6).margin(1e-12));
+  // A custom density returning a negative value is a clear error.
+  const kl_to_target bad(1.0, target::custom([](double x) { return x; }), 16, kl_support::fixed(1.0));
+  const std::vector<double> w = {0.1, 0.2};
+  require_throws_naming([&] { value_of(bad, w); }, "density");
+}
+
+TEMPLATE_TEST_CASE("kl_to_target: KL >= 0 on arbitrary data", "[kl_to_target]", float, double) {
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 40; ++trial) {
+    const std::size_t n = 1 + rng() % 300;
+    std::vector<TestType> w(n);
+    std::uniform_real_distribution<double> u(-3.0, 3.0);
+    const int kind = trial % 4;
+    for (auto& x : w) x = static_cast<TestType>(kind == 0 ? u(rng) : kind == 1 ? u(rng) * u(rng) * u(rng) : kind == 2 ? 0.01 * u(rng) : std::round(u(rng)));
+    const std::size_t bins = 2 + rng() % 300;
+    const kl_to_target p(1.0, target::laplace(0.5, scale_mode::absolute), bins,
+                         trial % 2 ? kl_support::max_abs(1.0 + 0.1 * (trial % 5)) : kl_support::fixed(2.0));
+    const double v = value_of(p, w);
+    INFO("trial " << trial << " n " << n << " bins " << bins);
+    CHECK(std::isfinite(v));
+    CHECK(v >= 0.0);
+  }
+}
+
+TEST_CASE("kl_to_target: a large sample of the target itself gives KL ~ 0, another distribution does not",
+          "[kl_to_target]") {
+  // Sampling noise sets the floor: for N draws the empirical histogram's KL to its expectation is
+  // about (B - 1) / (2N) on average (chi-square with B - 1 degrees of freedom over 2N); linear
+  // binning correlates neighbouring bins, which only lowers it. We allow 4x that mean.
+  const std::size_t N = 200000, B = 64;
+  const double tol = 4.0 * (B - 1) / (2.0 * N);
+  const target t = target::spike_and_slab(0.5, 0.1, 1.0, scale_mode::absolute);
+  const auto same = spike_and_slab_sample(N, 0.5, 0.1, 1.0, 11);
+  const auto other = gaussian_sample(N, 0.7, 12);
+  for (const kl_support& s : {kl_support::fixed(6.0), kl_support::max_abs(1.0)}) {
+    const kl_to_target p(1.0, t, B, s);
+    const double v_same = value_of(p, same);
+    const double v_other = value_of(p, other);
+    INFO("same " << v_same << " other " << v_other << " tol " << tol);
+    CHECK(v_same >= 0.0);
+    CHECK(v_same < tol);
+    CHECK(v_other > 50.0 * tol);
+  }
+  // Laplace: same story.
+  std::mt19937_64 rng(5);
+  std::exponential_distribution<double> e(1.0 / 0.3);
+  std::vector<double> lap(N);
+  for (std::size_t i = 0; i < N; ++i) lap[i] = (i % 2 ? 1.0 : -1.0) * e(rng);
+  const kl_to_target pl(1.0, target::laplace(0.3, scale_mode::absolute), B, kl_support::fixed(6.0));
+  CHECK(value_of(pl, lap) < tol);
+  CHECK(value_of(pl, other) > 10.0 * tol);
+  // Relative scales: a sample of the relative target, rescaled by 5, still gives ~0.
+  auto scaled = spike_and_slab_sample(N, 0.5, 0.1, 1.0, 13);
+  const double sd = std::sqrt(0.5 * 0.01 + 0.5 * 1.0);
+  for (auto& x : scaled) x *= 5.0;
+  const kl_to_target pr(1.0, target::spike_and_slab(0.5, 0.1 / sd, 1.0 / sd, scale_mode::relative), B);
+  CHECK(value_of(pr, scaled) < tol);
+  CHECK(pr.reference_scale() == Approx(5.0 * sd).epsilon(0.01));
+}
+
+namespace {
+
+/// Central differences of the value in double; `skip` elements are left out.
+void check_gradient_against_fd(const kl_to_target& p, std::vector<double> w, const std::vector<std::size_t>& shape,
+                               const std::vector<bool>& skip = {}) {
+  const view<const double> wv(w.data(), shape);
+  std::vector<double> g(w.size(), 0.25);  // accumulates: start from a non-zero buffer
+  sparsereg::add_gradient(p, wv, view<double>(g.data(), shape));
+  const double delta = 1e-7;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    if (!skip.empty() && skip[i]) continue;
+    const double x = w[i];
+    w[i] = x + delta;
+    const double up = sparsereg::value(p, wv);
+    w[i] = x - delta;
+    const double down = sparsereg::value(p, wv);
+    w[i] = x;
+    const double fd = (up - down) / (2 * delta);
+    INFO("element " << i << " w " << x << " fd " << fd << " grad " << g[i] - 0.25);
+    CHECK(g[i] - 0.25 == Approx(fd).epsilon(1e-5).margin(1e-7 * (1.0 + std::fabs(fd))));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("kl_to_target: the gradient equals central differences", "[kl_to_target]") {
+  std::mt19937 rng(3);
+  // Fixed support [-2, 2] with 17 bins: centres at multiples of 0.25 (exact in binary), so
+  // weights can sit exactly on centres and on the edges. A weight on a centre next to an empty
+  // bin sees p log p with p ~ its own displacement: finite differences there need the step far
+  // below epsilon * N * h, so the small shapes use epsilon = 1e-3 and the large one fills every bin.
+  const target t = target::spike_and_slab(0.4, 0.2, 1.0, scale_mode::absolute);
+  const kl_to_target p_small(0.7, t, 17, kl_support::fixed(2.0), 1e-3);
+  const kl_to_target p_large(0.7, t, 17, kl_support::fixed(2.0));
+  for (const auto& shape : std::vector<std::vector<std::size_t>>{{9}, {3, 5}, {2, 3, 4}, {40}, {10, 30}}) {
+    std::size_t n = 1;
+    for (auto e : shape) n *= e;
+    std::uniform_real_distribution<double> u(-1.9, 1.9);
+    std::vector<double> w(n);
+    for (auto& x : w) x = u(rng);
+    w[0] = 0.5;    // on a centre
+    w[1 % n] = -2.0;  // on the lower edge
+    if (n > 2) w[2] = 2.0;     // on the upper edge
+    if (n > 3) w[3] = 0.0;     // on the centre at zero
+    if (n > 4) w[4] = -1.25;   // another centre
+    if (n > 5) w[5] = 2.5;     // outside the support (clamped: gradient 0)
+    INFO("shape rank " << shape.size() << " n " << n);
+    const kl_to_target& p = n >= 300 ? p_large : p_small;
+    check_gradient_against_fd(p, w, shape);
+    std::vector<double> g(n, 0.0);
+    sparsereg::add_gradient(p, view<const double>(w.data(), shape), view<double>(g.data(), shape));
+    if (n > 5) CHECK(g[5] == 0.0);
+  }
+  // Many bins, weights spread over all of them, per-call support (the max element moves the
+  // support, which is not differentiated: leave it out).
+  std::normal_distribution<double> z(0.0, 1.0);
+  std::vector<double> w(200);
+  for (auto& x : w) x = z(rng);
+  const std::size_t imax = static_cast<std::size_t>(
+      std::max_element(w.begin(), w.end(), [](double a, double b) { return std::fabs(a) < std::fabs(b); }) - w.begin());
+  std::vector<bool> skip(w.size(), false);
+  skip[imax] = true;
+  for (std::size_t bins : {8u, 64u, 256u}) {
+    INFO("bins " << bins);
+    const kl_to_target q(1.0, target::spike_and_slab(0.5, 0.1, 2.0, scale_mode::relative), bins, kl_support::max_abs(1.5));
+    check_gradient_against_fd(q, w, {20, 10}, skip);
+    const kl_to_target l(2.0, target::laplace(0.5, scale_mode::relative), bins, kl_support::tracked(1.25));
+    check_gradient_against_fd(l, w, {200});
+  }
+}
+
+TEST_CASE("kl_to_target: group norms, value and gradient", "[kl_to_target]") {
+  std::mt19937 rng(21);
+  std::normal_distribution<double> z(0.0, 1.0);
+  std::vector<double> w(12 * 5);
+  for (auto& x : w) x = z(rng);
+  for (std::size_t j = 0; j < 5; ++j) w[3 * 5 + j] = 0.0;  // a zero group: gradient 0
+  for (const auto& grp : {sparsereg::grouping::by_axes({0}, 2), sparsereg::grouping::by_axes({1}, 2)}) {
+    const auto p = kl_to_target::on_group_norms(0.5, grp, target::spike_and_slab(0.5, 0.2, 2.0, scale_mode::absolute), 32,
+                                                kl_support::fixed(6.0));
+    CHECK(p.on_groups());
+    check_gradient_against_fd(p, w, {12, 5});
+  }
+  // P is the histogram of the norms: the same KL as the element penalty on the norms' values
+  // with a support [0, s] ... checked through distributions(): all mass from 12 norms.
+  const auto p = kl_to_target::on_group_norms(1.0, sparsereg::grouping::by_axes({0}, 2));
+  const auto d = p.distributions(view<const double>(w.data(), {12, 5}));
+  CHECK(d.count == 12);
+  CHECK(d.lo == 0.0);
+  CHECK(std::accumulate(d.p.begin(), d.p.end(), 0.0) == Approx(1.0));
+  CHECK(std::accumulate(d.q.begin(), d.q.end(), 0.0) == Approx(1.0));
+  std::vector<double> g(w.size(), 0.0);
+  sparsereg::add_gradient(p, view<const double>(w.data(), {12, 5}), view<double>(g.data(), {12, 5}));
+  for (std::size_t j = 0; j < 5; ++j) CHECK(g[3 * 5 + j] == 0.0);
+  // A grouping that does not fit is a clear error.
+  require_throws_naming([&] { sparsereg::value(p, view<const double>(w.data(), {60})); }, "rank");
+}
+
+TEST_CASE("kl_to_target: gradient descent moves a Gaussian sample toward the skewed target", "[kl_to_target]") {
+  // Target: 70% of the mass in a spike of 0.05 std, the rest in a slab of 2.5 std. Plain gradient
+  // descent on the KL alone must raise the fraction of near-zero weights and the variance of
+  // the others. The KL is a mean over N weights, so its gradient is O(1 / (N h)); the step
+  // N * h0^2 moves a weight by about one bin width per unit of log-density ratio.
+  const std::size_t N = 4000, B = 128;
+  auto w = gaussian_sample(N, 1.0, 99);
+  const kl_to_target p(1.0, target::spike_and_slab(0.7, 0.05, 2.5, scale_mode::relative), B, kl_support::max_abs(1.25));
+  auto near_zero = [](const std::vector<double>& v) {
+    return static_cast<double>(std::count_if(v.begin(), v.end(), [](double x) { return std::fabs(x) < 0.1; })) /
+           static_cast<double>(v.size());
+  };
+  auto var_of_others = [](const std::vector<double>& v) {
+    double s = 0.0, n = 0.0;
+    for (double x : v)
+      if (std::fabs(x) >= 0.1) s += x * x, n += 1.0;
+    return s / n;
+  };
+  const double f0 = near_zero(w), v0 = var_of_others(w), kl0 = value_of(p, w);
+  const double h0 = 2.0 * 1.25 * 3.5 / (B - 1);
+  const double lr = 0.5 * N * h0 * h0;
+  for (int step = 0; step < 300; ++step) {
+    const auto g = gradient_of(p, w);
+    for (std::size_t i = 0; i < N; ++i) w[i] -= lr * g[i];
+  }
+  const double f1 = near_zero(w), v1 = var_of_others(w), kl1 = value_of(p, w);
+  INFO("near-zero fraction " << f0 << " -> " << f1 << ", variance of the others " << v0 << " -> " << v1 << ", KL "
+                             << kl0 << " -> " << kl1);
+  CHECK(kl1 < 0.5 * kl0);
+  CHECK(f1 > f0 + 0.2);
+  CHECK(v1 > 1.5 * v0);
+}
+
+TEMPLATE_TEST_CASE("kl_to_target: invariant to element order and view layout", "[kl_to_target]", float, double) {
+  using T = TestType;
+  std::mt19937 rng(8);
+  std::normal_distribution<double> z(0.0, 1.0);
+  const std::size_t R = 37, C = 29;
+  std::vector<T> w(R * C);
+  for (auto& x : w) x = static_cast<T>(z(rng));
+  const kl_to_target p(1.0, kl_to_target::default_target(), 100);
+  const double tol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
+  const view<const T> rm(w.data(), {R, C});
+  const double v = sparsereg::value(p, rm);
+  std::vector<T> g(w.size(), T(0));
+  sparsereg::add_gradient(p, rm, view<T>(g.data(), {R, C}));
+
+  // Permuted elements: same value, permuted gradient.
+  std::vector<std::size_t> perm(w.size());
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), rng);
+  std::vector<T> wp(w.size());
+  for (std::size_t i = 0; i < w.size(); ++i) wp[i] = w[perm[i]];
+  CHECK(value_of(p, wp) == Approx(v).epsilon(tol));
+  const auto gp = gradient_of(p, wp);
+  for (std::size_t i = 0; i < w.size(); ++i) CHECK(gp[i] == Approx(g[perm[i]]).epsilon(tol).margin(tol * 1e-3));
+
+  // Column-major storage of the same matrix, seen through explicit strides.
+  std::vector<T> cm(w.size());
+  for (std::size_t r = 0; r < R; ++r)
+    for (std::size_t c = 0; c < C; ++c) cm[c * R + r] = w[r * C + c];
+  const view<const T> cmv(cm.data(), {R, C}, {1, static_cast<std::ptrdiff_t>(R)});
+  CHECK(sparsereg::value(p, cmv) == Approx(v).epsilon(tol));
+  std::vector<T> gc(w.size(), T(0));
+  sparsereg::add_gradient(p, cmv, view<T>(gc.data(), {R, C}, {1, static_cast<std::ptrdiff_t>(R)}));
+  for (std::size_t r = 0; r < R; ++r)
+    for (std::size_t c = 0; c < C; ++c) CHECK(gc[c * R + r] == Approx(g[r * C + c]).epsilon(tol).margin(tol * 1e-3));
+
+  // A strided (non-contiguous) view: every third element of a larger buffer, and a gradient
+  // buffer with a different layout.
+  std::vector<T> big(3 * w.size(), T(123));
+  for (std::size_t i = 0; i < w.size(); ++i) big[3 * i] = w[i];
+  const view<const T> sv(big.data(), {R, C}, {static_cast<std::ptrdiff_t>(3 * C), 3});
+  CHECK(sparsereg::value(p, sv) == Approx(v).epsilon(tol));
+  std::vector<T> gs(w.size(), T(0));
+  sparsereg::add_gradient(p, sv, view<T>(gs.data(), {R, C}));
+  for (std::size_t i = 0; i < w.size(); ++i) CHECK(gs[i] == Approx(g[i]).epsilon(tol).margin(tol * 1e-3));
+}
+
+TEMPLATE_TEST_CASE("kl_to_target: degenerate inputs give defined results or clear errors", "[kl_to_target]", float,
+                   double) {
+  using T = TestType;
+  const kl_to_target abs_p(1.0, target::spike_and_slab(0.5, 0.1, 1.0, scale_mode::absolute), 33);
+  const kl_to_target rel_p(1.0);
+  // Empty: 0, no-op.
+  const std::vector<T> empty;
+  CHECK(value_of(abs_p, empty) == 0.0);
+  CHECK(gradient_of(abs_p, empty).empty());
+  // All zeros, a single element, a constant tensor: finite value and finite gradient.
+  for (const std::vector<T>& w : {std::vector<T>(50, T(0)), std::vector<T>{T(0.3)}, std::vector<T>(20, T(-0.7))}) {
+    INFO("n " << w.size() << " w0 " << w[0]);
+    const double v = value_of(abs_p.fresh(), w);
+    CHECK(std::isfinite(v));
+    CHECK(v >= 0.0);
+    for (T x : gradient_of(abs_p.fresh(), w)) CHECK(std::isfinite(x));
+    // Relative scales cannot be resolved from a zero standard deviation: a clear error.
+    require_throws_naming([&] { value_of(rel_p.fresh(), w); }, "standard deviation");
+  }
+  // NaN and inf: the value is NaN; their own gradient is NaN; every finite weight's is finite.
+  std::vector<T> w = {T(0.1), T(-0.4), std::numeric_limits<T>::quiet_NaN(), T(0.9), std::numeric_limits<T>::infinity(), T(-1)};
+  CHECK(std::isnan(value_of(abs_p, w)));
+  CHECK(std::isnan(value_of(rel_p.fresh(), w)));
+  const auto g = gradient_of(abs_p, w);
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    INFO("i " << i);
+    CHECK(std::isfinite(g[i]) == std::isfinite(w[i]));
+  }
+  // The finite weights' gradient is the gradient of the KL of the finite weights alone
+  // (fixed support, so the support does not depend on which elements are present).
+  const kl_to_target fixed_p(1.0, target::laplace(0.5, scale_mode::absolute), 33, kl_support::fixed(1.5));
+  const std::vector<T> finite_only = {T(0.1), T(-0.4), T(0.9), T(-1)};
+  const auto gf = gradient_of(fixed_p, finite_only);
+  const auto gn = gradient_of(fixed_p, w);
+  CHECK(gn[0] == Approx(gf[0]));
+  CHECK(gn[1] == Approx(gf[1]));
+  CHECK(gn[3] == Approx(gf[2]));
+  CHECK(gn[5] == Approx(gf[3]));
+  // All NaN: NaN value, NaN gradient, no crash.
+  const std::vector<T> all_nan(5, std::numeric_limits<T>::quiet_NaN());
+  CHECK(std::isnan(value_of(abs_p, all_nan)));
+  for (T x : gradient_of(abs_p, all_nan)) CHECK(std::isnan(x));
+}
+
+TEST_CASE("kl_to_target: scaled copies share the resolved state, fresh copies do not", "[kl_to_target]") {
+  const auto w = gaussian_sample(1000, 2.0, 4);
+  const kl_to_target p(0.5);
+  CHECK(std::isnan(p.reference_scale()));
+  const double v = value_of(p, w);
+  const double unit = p.reference_scale();
+  CHECK(unit == Approx(2.0).epsilon(0.1));
+  const kl_to_target s = p.scaled(3.0);
+  CHECK(s.lambda == 1.5);
+  CHECK(value_of(s, w) == Approx(3.0 * v));
+  CHECK(p.last_value() == Approx(3.0 * v));  // the shared state saw the scaled call
+  // A later, wider tensor does not move the resolved scale (first use wins)...
+  auto wide = w;
+  for (auto& x : wide) x *= 10.0;
+  value_of(s, wide);
+  CHECK(p.reference_scale() == unit);
+  // ...unless resolve() is called; fresh() starts unresolved.
+  p.resolve(view<const double>(wide.data(), {wide.size()}));
+  CHECK(p.reference_scale() == Approx(10.0 * unit));
+  CHECK(std::isnan(p.fresh().reference_scale()));
+  // value_and_add_gradient = value + add_gradient.
+  std::vector<double> g1(w.size(), 0.0), g2(w.size(), 0.0);
+  const kl_to_target q(0.5);
+  const double both = q.value_and_add_gradient(view<const double>(w.data(), {w.size()}), view<double>(g1.data(), {w.size()}));
+  sparsereg::add_gradient(q, view<const double>(w.data(), {w.size()}), view<double>(g2.data(), {w.size()}));
+  CHECK(both == Approx(value_of(q, w)));
+  CHECK(g1 == g2);
+  // save_state / load_state carry the resolved scale.
+  kl_to_target r(0.5);
+  r.load_state(q.save_state());
+  CHECK(r.reference_scale() == q.reference_scale());
+  CHECK_THROWS_AS(r.load_state({1, 2, 3}), std::runtime_error);
+}
+
+TEST_CASE("kl_to_target: tracked support equals a fixed support until the data leave it", "[kl_to_target]") {
+  auto w = gaussian_sample(500, 1.0, 6);
+  double m = 0.0;
+  for (double x : w) m = std::max(m, std::fabs(x));
+  const target t = target::laplace(0.4, scale_mode::absolute);
+  const kl_to_target tracked(1.0, t, 64, kl_support::tracked(1.25));
+  const kl_to_target fixed(1.0, t, 64, kl_support::fixed(1.25 * m));
+  CHECK(value_of(tracked, w) == Approx(value_of(fixed, w)).epsilon(1e-12));
+  // Small moves keep the support.
+  for (auto& x : w) x *= 1.1;
+  CHECK(value_of(tracked, w) == Approx(value_of(fixed, w)).epsilon(1e-12));
+  CHECK(tracked.distributions(w).hi == Approx(1.25 * m));
+  // Leaving it refits to 1.25 * the new max.
+  for (auto& x : w) x *= 2.0;
+  CHECK(tracked.distributions(w).hi == Approx(1.25 * 2.2 * m));
+}
+
+TEST_CASE("kl_to_target: works through the regularizer façade", "[kl_to_target]") {
+  auto w = gaussian_sample(256, 1.0, 17);
+  std::vector<double> g(w.size(), 0.0);
+  sparsereg::regularizer<double> reg;
+  reg.add_parameter("w", view<double>(w.data(), {16, 16}), view<double>(g.data(), {16, 16}));
+  const kl_to_target p(0.25);
+  reg.add_penalty("w", p);
+  reg.add_gradients();
+  const auto direct = gradient_of(kl_to_target(0.25), w);
+  for (std::size_t i = 0; i < w.size(); ++i) CHECK(g[i] == Approx(direct[i]));
+  CHECK(reg.value() == Approx(value_of(kl_to_target(0.25), w)));
+}
+
+#include <sparsereg/adapters/eigen.hpp>
+#include <sparsereg/adapters/xtensor.hpp>
+#include <xtensor/xtensor.hpp>
+
+TEST_CASE("kl_to_target: Eigen (column-major) and xtensor containers give the view results", "[kl_to_target]") {
+  const std::size_t R = 20, C = 15;
+  const auto wv = gaussian_sample(R * C, 1.0, 31);  // row-major reference
+  Eigen::MatrixXf em(R, C);                          // column-major storage
+  xt::xtensor<float, 2> xm = xt::zeros<float>({R, C});
+  std::vector<float> wf(wv.begin(), wv.end());
+  for (std::size_t r = 0; r < R; ++r)
+    for (std::size_t c = 0; c < C; ++c) em(r, c) = xm(r, c) = wf[r * C + c];
+  for (const kl_to_target& p : {kl_to_target(1.0, kl_to_target::default_target(), 64),
+                                kl_to_target::on_group_norms(1.0, sparsereg::groups::output_neurons())}) {
+    const double ref = sparsereg::value(p.fresh(), view<const float>(wf.data(), {R, C}));
+    std::vector<float> gref(R * C, 0.0f);
+    sparsereg::add_gradient(p.fresh(), view<const float>(wf.data(), {R, C}), view<float>(gref.data(), {R, C}));
+    CHECK(sparsereg::value(p.fresh(), em) == Approx(ref).epsilon(1e-5));
+    CHECK(sparsereg::value(p.fresh(), xm) == Approx(ref).epsilon(1e-5));
+    Eigen::MatrixXf eg = Eigen::MatrixXf::Zero(R, C);
+    xt::xtensor<float, 2> xg = xt::zeros<float>({R, C});
+    sparsereg::add_gradient(p.fresh(), em, eg);
+    sparsereg::add_gradient(p.fresh(), xm, xg);
+    for (std::size_t r = 0; r < R; ++r)
+      for (std::size_t c = 0; c < C; ++c) {
+        CHECK(eg(r, c) == Approx(gref[r * C + c]).epsilon(1e-4).margin(1e-7));
+        CHECK(xg(r, c) == Approx(gref[r * C + c]).epsilon(1e-4).margin(1e-7));
+      }
+  }
+}
