@@ -1,0 +1,229 @@
+// Sharded (model-parallel) group prox in two phases around the user's all-reduce.
+//
+// When a tensor is split across ranks (tensor/model parallelism, ZeRO/FSDP-style sharding), a
+// group may be split across shards, and its norm is only known after a reduction. The sparse group
+// lasso prox needs nothing but each group's norm of u = soft_threshold(x, step*lambda_l1), so:
+//
+//   phase 1 (local):  sharded_prox_partial(p, shard, step, buf, n)   buf[2g] = sum u^2 and
+//                     buf[2g+1] = sum |u| over this shard's part of global group g (0 elsewhere)
+//   user:             MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, comm)
+//   phase 2 (local):  sharded_prox_finish(p, shard, step, buf, n)    y = u * max(0, 1 - step*lambda_g*c_g/||u_g||)
+//
+// Same formula as the unsharded prox (sparse_group_lasso.hpp), so the result equals it up to the
+// rounding of the different summation order. The buffer holds 2 doubles per global group
+// (sharded_buffer_size); the all-reduce moves 16 bytes per group, never the tensor. Every rank
+// computes the same factors from the same reduced buffer, so data-parallel replicas stay
+// bit-identical as long as the all-reduce returns the same bits everywhere (MPI_Allreduce does
+// for a fixed communicator and buffer; use a deterministic reduction if your library does not).
+//
+// The penalty value goes the same way with step = 0 (no shrink): sharded_value_partial, all-reduce,
+// sharded_value_finish.
+//
+// A shard is this rank's block of the global tensor: a view (any layout) plus the global shape
+// and the index of the shard's first element in the global tensor. Groupings must be by axes
+// (explicit index lists are not supported); c_g uses the GLOBAL group size, and `with_weights`
+// must list one weight per global group. Shards may split any axis, including group-identifying
+// axes (a rank then simply contributes zeros for the groups it does not hold).
+#pragma once
+
+#include <array>    // std::array
+#include <cmath>    // std::sqrt, std::isnan
+#include <cstddef>  // std::size_t, std::ptrdiff_t
+#include <limits>   // std::numeric_limits
+#include <string>   // std::string, std::to_string
+#include <vector>   // std::vector
+
+#include "detail/runs.hpp"
+#include "errors.hpp"
+#include "groups.hpp"
+#include "penalties/group_lasso.hpp"
+#include "penalties/sparse_group_lasso.hpp"
+#include "penalty.hpp"
+#include "view.hpp"
+
+namespace sparsereg {
+
+/// This rank's block of a global tensor.
+template <class T>
+struct shard {
+  view<T> local;                          ///< the block (its extents are the block's extents)
+  std::vector<std::size_t> global_shape;  ///< shape of the whole tensor
+  std::vector<std::size_t> offset;        ///< global index of local(0, ..., 0)
+};
+
+namespace detail {
+
+struct shard_map {
+  std::size_t groups = 1;      // global group count
+  std::size_t group_size = 1;  // global elements per group
+  std::array<std::size_t, max_rank> gstride{};
+  std::size_t base = 0;        // global group index of local(0, ..., 0)
+};
+
+template <class T>
+shard_map check_shard(const char* where, const grouping& grp, const shard<T>& s) {
+  if (grp.is_explicit())
+    throw_argument(where, "sharded prox needs a grouping by axes; explicit index lists are not supported");
+  const std::size_t r = s.local.rank();
+  if (s.global_shape.size() != r || s.offset.size() != r)
+    throw_argument(where, "shard has rank " + std::to_string(r) + " but global_shape has " +
+                              std::to_string(s.global_shape.size()) + " entries and offset " + std::to_string(s.offset.size()));
+  for (std::size_t a = 0; a < r; ++a)
+    if (s.offset[a] > s.global_shape[a] || s.local.extent(a) > s.global_shape[a] - s.offset[a])
+      throw_argument(where, "shard axis " + std::to_string(a) + ": offset " + std::to_string(s.offset[a]) + " + extent " +
+                                std::to_string(s.local.extent(a)) + " exceeds the global extent " +
+                                std::to_string(s.global_shape[a]));
+  // Check the grouping against the global shape (rank, axes, weight count).
+  std::vector<std::size_t> dummy_strides(r, 0);
+  static const T probe{};
+  grp.check(where, view<const T>(&probe, s.global_shape, dummy_strides));
+  shard_map m;
+  m.groups = 1;
+  for (std::size_t a = r; a-- > 0;) {
+    if (grp.axis_mask() & (1u << a)) {
+      m.gstride[a] = m.groups;
+      m.groups *= s.global_shape[a];
+    } else {
+      m.group_size *= s.global_shape[a];
+    }
+    m.base += s.offset[a] * m.gstride[a];
+  }
+  return m;
+}
+
+inline void check_buffer(const char* where, const shard_map& m, const double* buf, std::size_t n) {
+  if (n != 2 * m.groups)
+    throw_argument(where, "buffer has " + std::to_string(n) + " doubles but the tensor has " + std::to_string(m.groups) +
+                              " groups (needs " + std::to_string(2 * m.groups) + ")");
+  if (buf == nullptr && n != 0) throw_argument(where, "buffer is null");
+}
+
+template <class T>
+void shard_partial(const char* where, double lambda_l1, const grouping& grp, const shard<T>& s, double step, double* buf,
+                   std::size_t n) {
+  require_nonnegative(where, "step", step);
+  const shard_map m = check_shard(where, grp, s);
+  check_buffer(where, m, buf, n);
+  using E = std::remove_const_t<T>;
+  const E t1 = static_cast<E>(step * lambda_l1);
+  for (std::size_t k = 0; k < n; ++k) buf[k] = 0.0;
+  const auto pre = [t1](E v) { return soft_threshold_select<E>(v, t1); };
+  for_each_keyed_run(s.local, s.local, m.gstride,
+                     [&](const T* p, std::ptrdiff_t sp, const T*, std::ptrdiff_t, std::size_t k0, std::size_t ks, std::size_t n) {
+                       const std::size_t g0 = m.base + k0;
+                       std::size_t unused = 0;
+                       if (ks == 0) {  // the run lies in one group
+                         sum_squares_abs(p, sp, n, pre, buf[2 * g0], buf[2 * g0 + 1], unused);
+                       } else {
+                         for (std::size_t j = 0; j < n; ++j) {
+                           const double u = static_cast<double>(pre(p[static_cast<std::ptrdiff_t>(j) * sp]));
+                           buf[2 * (g0 + j * ks)] += u * u;
+                           buf[2 * (g0 + j * ks) + 1] += std::fabs(u);
+                         }
+                       }
+                     });
+}
+
+template <class T>
+prox_result shard_finish(const char* where, double lambda_group, double lambda_l1, const grouping& grp, const shard<T>& s,
+                         double step, const double* buf, std::size_t n) {
+  require_nonnegative(where, "step", step);
+  const shard_map m = check_shard(where, grp, s);
+  check_buffer(where, m, buf, n);
+  std::vector<T> factor(m.groups);
+  prox_result res;
+  res.groups = m.groups;
+  const double tg = step * lambda_group;
+  for (std::size_t g = 0; g < m.groups; ++g) {
+    const double c = grp.weight(g, m.group_size);
+    const double norm = std::sqrt(buf[2 * g]);
+    const double thr = tg * c;
+    if (std::isnan(norm)) {
+      factor[g] = std::numeric_limits<T>::quiet_NaN();
+      res.value += norm;
+    } else if (norm <= thr) {
+      factor[g] = T(0);
+      ++res.zero_groups;
+    } else {
+      const double f = 1.0 - thr / norm;
+      factor[g] = static_cast<T>(f);
+      res.value += f * (lambda_group * c * norm + lambda_l1 * buf[2 * g + 1]);
+    }
+  }
+  const T t1 = static_cast<T>(step * lambda_l1);
+  std::size_t zeros = 0;
+  for_each_keyed_run(s.local, s.local, m.gstride,
+                     [&](T* p, std::ptrdiff_t sp, T*, std::ptrdiff_t, std::size_t k0, std::size_t ks, std::size_t n) {
+                       std::size_t z = 0;
+                       if (ks == 0) {
+                         const T f = factor[m.base + k0];
+                         for (std::size_t j = 0; j < n; ++j) {
+                           T& v = p[static_cast<std::ptrdiff_t>(j) * sp];
+                           v = soft_threshold_select(v, t1) * f;
+                           z += (v == T(0));
+                         }
+                       } else {
+                         for (std::size_t j = 0; j < n; ++j) {
+                           T& v = p[static_cast<std::ptrdiff_t>(j) * sp];
+                           v = soft_threshold_select(v, t1) * factor[m.base + k0 + j * ks];
+                           z += (v == T(0));
+                         }
+                       }
+                       zeros += z;
+                     });
+  res.zero_elements = zeros;
+  return res;
+}
+
+inline const grouping& groups_of(const sparse_group_lasso& p) { return p.groups; }
+inline const grouping& groups_of(const group_lasso& p) { return p.groups; }
+inline double l1_of(const sparse_group_lasso& p) { return p.lambda_l1; }
+inline double l1_of(const group_lasso&) { return 0.0; }
+inline double group_lambda_of(const sparse_group_lasso& p) { return p.lambda_group; }
+inline double group_lambda_of(const group_lasso& p) { return p.lambda; }
+
+}  // namespace detail
+
+/// Doubles needed for the partial-sum buffer: 2 per global group.
+template <class P, class T>
+std::size_t sharded_buffer_size(const P& p, const shard<T>& s) {
+  return 2 * detail::check_shard("sharded_buffer_size", detail::groups_of(p), s).groups;
+}
+
+/// Phase 1 of the sharded prox (P = sparse_group_lasso or group_lasso): overwrites buf[0, n)
+/// with this shard's partial sums. All-reduce (sum) it across the shards, then call
+/// sharded_prox_finish with the same step.
+template <class P, class T>
+void sharded_prox_partial(const P& p, const shard<T>& s, double step, double* buf, std::size_t n) {
+  detail::shard_partial("sharded_prox_partial", detail::l1_of(p), detail::groups_of(p), s, step, buf, n);
+}
+
+/// Phase 2: the in-place prox of this shard from the reduced buffer. Returns the GLOBAL penalty
+/// value at the output, the global groups and zero groups (same on every rank), and this
+/// shard's zero elements.
+template <class P, class T>
+prox_result sharded_prox_finish(const P& p, const shard<T>& s, double step, const double* reduced, std::size_t n) {
+  static_assert(!std::is_const_v<T>, "sparsereg::sharded_prox_finish: the shard must be mutable");
+  return detail::shard_finish("sharded_prox_finish", detail::group_lambda_of(p), detail::l1_of(p), detail::groups_of(p), s,
+                              step, reduced, n);
+}
+
+/// Phase 1 of the penalty value: buf = this shard's sums of w^2 and |w| per global group.
+template <class P, class T>
+void sharded_value_partial(const P& p, const shard<T>& s, double* buf, std::size_t n) {
+  detail::shard_partial("sharded_value_partial", 0.0, detail::groups_of(p), s, 0.0, buf, n);
+}
+
+/// Phase 2 of the penalty value: R(w) of the whole tensor from the reduced buffer.
+template <class P, class T>
+double sharded_value_finish(const P& p, const shard<T>& s, const double* reduced, std::size_t n) {
+  const detail::shard_map m = detail::check_shard("sharded_value_finish", detail::groups_of(p), s);
+  detail::check_buffer("sharded_value_finish", m, reduced, n);
+  double v = 0.0;
+  for (std::size_t g = 0; g < m.groups; ++g)
+    v += detail::group_lambda_of(p) * detail::groups_of(p).weight(g, m.group_size) * std::sqrt(reduced[2 * g]) +
+         detail::l1_of(p) * reduced[2 * g + 1];
+  return v;
+}
+
+}  // namespace sparsereg

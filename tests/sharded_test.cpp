@@ -1,0 +1,184 @@
+// Sharded two-phase prox: shards along a group-identifying axis AND along a reduced axis (so a
+// group is split across shards), the all-reduce simulated by summing the shards' buffers, must
+// give the unsharded prox up to summation rounding, and replicas must stay bit-identical.
+#include <sparsereg/sharded.hpp>
+#include <sparsereg/sparsereg.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+namespace sr = sparsereg;
+
+namespace {
+
+// A 6x4x3x3 tensor cut into a 3x2 grid of blocks: axis 0 at {0, 2, 3, 6}, axis 1 at {0, 1, 4}.
+template <class T>
+struct sharded_tensor {
+  static constexpr std::size_t O = 6, I = 4, H = 3, W = 3;
+  std::vector<std::size_t> cut0 = {0, 2, 3, 6}, cut1 = {0, 1, 4};
+  std::vector<std::vector<T>> blocks;
+  std::vector<sr::shard<T>> shards;
+
+  explicit sharded_tensor(const std::vector<T>& full) {
+    for (std::size_t a = 0; a + 1 < cut0.size(); ++a)
+      for (std::size_t b = 0; b + 1 < cut1.size(); ++b) {
+        const std::size_t o0 = cut0[a], o1 = cut0[a + 1], i0 = cut1[b], i1 = cut1[b + 1];
+        std::vector<T> blk;
+        for (std::size_t o = o0; o < o1; ++o)
+          for (std::size_t i = i0; i < i1; ++i)
+            for (std::size_t k = 0; k < H * W; ++k) blk.push_back(full[(o * I + i) * H * W + k]);
+        blocks.push_back(std::move(blk));
+        shards.push_back({sr::view<T>(nullptr, {0}), {O, I, H, W}, {o0, i0, 0, 0}});
+      }
+    for (std::size_t s = 0; s < shards.size(); ++s) {
+      const std::size_t a = s / 2, b = s % 2;
+      shards[s].local = sr::view<T>(blocks[s].data(), {cut0[a + 1] - cut0[a], cut1[b + 1] - cut1[b], H, W});
+    }
+  }
+  std::vector<T> gather() const {
+    std::vector<T> full(O * I * H * W);
+    for (std::size_t s = 0; s < shards.size(); ++s) {
+      const auto& v = shards[s].local;
+      std::size_t n = 0;
+      for (std::size_t o = 0; o < v.extent(0); ++o)
+        for (std::size_t i = 0; i < v.extent(1); ++i)
+          for (std::size_t k = 0; k < H * W; ++k)
+            full[((o + shards[s].offset[0]) * I + i + shards[s].offset[1]) * H * W + k] = blocks[s][n++];
+    }
+    return full;
+  }
+  // Phase 1 on every shard, "all-reduce" (sum in rank order), phase 2 on every shard.
+  template <class P>
+  sr::prox_result prox(const P& p, double step) {
+    const std::size_t n = sr::sharded_buffer_size(p, shards[0]);
+    std::vector<std::vector<double>> bufs(shards.size(), std::vector<double>(n));
+    for (std::size_t s = 0; s < shards.size(); ++s) sr::sharded_prox_partial(p, shards[s], step, bufs[s].data(), n);
+    std::vector<double> reduced(n, 0.0);
+    for (const auto& b : bufs)
+      for (std::size_t k = 0; k < n; ++k) reduced[k] += b[k];
+    sr::prox_result total;
+    for (std::size_t s = 0; s < shards.size(); ++s) {
+      const auto r = sr::sharded_prox_finish(p, shards[s], step, reduced.data(), n);
+      if (s > 0) {
+        CHECK(r.value == total.value);  // every rank gets the same global value
+        CHECK(r.zero_groups == total.zero_groups);
+      }
+      total.value = r.value;
+      total.zero_groups = r.zero_groups;
+      total.groups = r.groups;
+      total.zero_elements += r.zero_elements;
+    }
+    return total;
+  }
+  template <class P>
+  double value(const P& p) {
+    const std::size_t n = sr::sharded_buffer_size(p, shards[0]);
+    std::vector<double> reduced(n, 0.0), buf(n);
+    for (const auto& s : shards) {
+      sr::sharded_value_partial(p, s, buf.data(), n);
+      for (std::size_t k = 0; k < n; ++k) reduced[k] += buf[k];
+    }
+    return sr::sharded_value_finish(p, shards[0], reduced.data(), n);
+  }
+};
+
+template <class T>
+std::vector<T> random_tensor(std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> d(0.0, 0.1);
+  std::vector<T> v(6 * 4 * 9);
+  for (auto& x : v) x = static_cast<T>(d(rng));
+  for (std::size_t k = 0; k < 36; ++k) v[2 * 36 + k] *= T(0.05);  // filter 2 is weak
+  for (std::size_t o = 0; o < 6; ++o)
+    for (std::size_t k = 0; k < 9; ++k) v[(o * 4 + 3) * 9 + k] *= T(0.05);  // input channel 3 is weak
+  return v;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("sharded prox equals the unsharded prox", "[sharded]", float, double) {
+  using T = TestType;
+  const double tol = std::is_same_v<T, float> ? 2e-7 : 1e-15;
+  const std::vector<sr::grouping> groupings = {sr::groups::filters(), sr::groups::input_channels(), sr::groups::kernels(),
+                                               sr::groups::whole()};
+  for (std::size_t k = 0; k < groupings.size(); ++k) {
+    INFO("grouping " << k);
+    const sr::sparse_group_lasso p(0.03, 0.01, groupings[k]);
+    auto full = random_tensor<T>(61 + std::uint32_t(k));
+    sharded_tensor<T> st(full);
+    const sr::view<T> v(full.data(), {6, 4, 3, 3});
+
+    CHECK(st.value(p) == Approx(sr::value(p, v)).epsilon(1e-6));
+    const double step = 0.7;
+    const auto rs = st.prox(p, step);
+    const auto ru = sr::prox(p, v, v, step);
+    const auto out = st.gather();
+    for (std::size_t i = 0; i < full.size(); ++i)
+      REQUIRE(double(out[i]) == Approx(double(full[i])).margin(tol * 4).epsilon(tol * 8));
+    CHECK(rs.groups == ru.groups);
+    CHECK(rs.zero_groups == ru.zero_groups);
+    CHECK(rs.zero_elements == ru.zero_elements);
+    CHECK(rs.value == Approx(ru.value).epsilon(1e-5));
+    if (k < 2) CHECK(ru.zero_groups >= 1);
+
+    const sr::group_lasso gl(0.05, groupings[k]);
+    st.prox(gl, step);
+    sr::prox(gl, v, v, step);
+    const auto out2 = st.gather();
+    for (std::size_t i = 0; i < full.size(); ++i)
+      REQUIRE(double(out2[i]) == Approx(double(full[i])).margin(tol * 4).epsilon(tol * 8));
+  }
+}
+
+TEST_CASE("sharded prox: replicas stay bit-identical") {
+  // Two data-parallel replicas of the same sharded model run the same proxes.
+  auto full = random_tensor<float>(71);
+  sharded_tensor<float> a(full), b(full);
+  const sr::sparse_group_lasso p(0.01, 0.002, sr::groups::input_channels());
+  for (int it = 0; it < 5; ++it) {
+    a.prox(p, 0.3);
+    b.prox(p, 0.3);
+  }
+  const auto ga = a.gather(), gb = b.gather();
+  CHECK(std::memcmp(ga.data(), gb.data(), ga.size() * sizeof(float)) == 0);
+  // And two unsharded replicas, the data-parallel default.
+  auto r1 = full, r2 = full;
+  for (int it = 0; it < 5; ++it) {
+    sr::prox(p, sr::view<float>(r1.data(), {6, 4, 3, 3}), sr::view<float>(r1.data(), {6, 4, 3, 3}), 0.3);
+    sr::prox(p, sr::view<float>(r2.data(), {6, 4, 3, 3}), sr::view<float>(r2.data(), {6, 4, 3, 3}), 0.3);
+  }
+  CHECK(std::memcmp(r1.data(), r2.data(), r1.size() * sizeof(float)) == 0);
+}
+
+TEST_CASE("sharded prox: validation and NaN") {
+  std::vector<double> blk(2 * 4 * 9, 1.0), buf(12);
+  const sr::sparse_group_lasso p(0.1, 0.0, sr::groups::filters());
+  sr::shard<double> s{sr::view<double>(blk.data(), {2, 4, 3, 3}), {6, 4, 3, 3}, {4, 0, 0, 0}};
+  CHECK(sr::sharded_buffer_size(p, s) == 12);
+  sr::sharded_prox_partial(p, s, 0.1, buf.data(), buf.size());
+  CHECK(buf[0] == 0.0);         // group 0 is not on this shard
+  CHECK(buf[2 * 4] == 36.0);    // filter 4: 36 ones
+  CHECK(buf[2 * 4 + 1] == 36.0);
+  CHECK_THROWS_WITH(sr::sharded_prox_partial(p, s, 0.1, buf.data(), 10), Catch::Contains("needs 12"));
+  auto bad = s;
+  bad.offset[0] = 5;
+  CHECK_THROWS_WITH(sr::sharded_prox_partial(p, bad, 0.1, buf.data(), 12), Catch::Contains("axis 0"));
+  bad = s;
+  bad.global_shape = {6, 36};
+  CHECK_THROWS_WITH(sr::sharded_prox_partial(p, bad, 0.1, buf.data(), 12), Catch::Contains("rank"));
+  const sr::sparse_group_lasso ex(0.1, 0.0, sr::grouping::from_lists({{0}}));
+  CHECK_THROWS_WITH(sr::sharded_buffer_size(ex, s), Catch::Contains("explicit"));
+  CHECK_THROWS_AS(sr::sharded_prox_partial(p, s, -1.0, buf.data(), 12), std::invalid_argument);
+
+  // A NaN reduced norm poisons only its own group.
+  std::vector<double> reduced(12, 1.0);
+  reduced[2 * 5] = std::nan("");
+  const auto r = sr::sharded_prox_finish(p, s, 0.1, reduced.data(), 12);
+  CHECK(std::isnan(r.value));
+  CHECK(std::isnan(blk[36]));
+  CHECK_FALSE(std::isnan(blk[0]));
+}
