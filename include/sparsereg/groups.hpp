@@ -58,7 +58,8 @@ class grouping {
   }
 
   /// Explicit groups: each inner list holds row-major flat indices of one group. Groups must be
-  /// non-empty and disjoint; elements in no group carry no group penalty.
+  /// non-empty and disjoint, and (checked against the tensor at use) cover every element: the
+  /// lists partition the tensor, so every element gets its l1 term and its prox output.
   static grouping from_lists(const std::vector<std::vector<std::size_t>>& lists) {
     grouping g;
     auto data = std::make_shared<explicit_data>();
@@ -121,6 +122,10 @@ class grouping {
       if (v.size() != 0 && explicit_->max_index >= v.size())
         detail::throw_argument(where, "group index " + std::to_string(explicit_->max_index) +
                                           " is out of range for a tensor of " + std::to_string(v.size()) + " elements");
+      // Disjoint indices all < size: covering every element is the same as having size indices.
+      if (explicit_->indices.size() != v.size())
+        detail::throw_argument(where, "explicit groups cover " + std::to_string(explicit_->indices.size()) + " of the " +
+                                          std::to_string(v.size()) + " elements; they must partition the tensor");
     } else {
       if (required_rank_ != 0 && v.rank() != required_rank_)
         detail::throw_argument(where, "grouping expects a rank-" + std::to_string(required_rank_) +

@@ -50,9 +50,9 @@ struct view_adapter<view<T>> {
   static view<T> make(const view<T>& v) noexcept { return v; }
 };
 
-/// A std::vector is a rank-1 contiguous view.
+/// A std::vector of float or double is a rank-1 contiguous view.
 template <class T, class A>
-struct view_adapter<std::vector<T, A>> {
+struct view_adapter<std::vector<T, A>, std::enable_if_t<std::is_floating_point_v<T>>> {
   static view<T> make(std::vector<T, A>& v) { return view<T>(v.data(), {v.size()}); }
   static view<const T> make(const std::vector<T, A>& v) { return view<const T>(v.data(), {v.size()}); }
 };
@@ -145,9 +145,11 @@ inline T soft_threshold(T x, T t) noexcept {
   return x < T(0) ? -a : a;
 }
 
+/// sign(x) with sign(0) = 0 (the minimum-norm subgradient of |x| at 0); NaN stays NaN, so a NaN
+/// weight poisons its own gradient instead of being silently treated as zero.
 template <class T>
 inline T sign_of(T x) noexcept {
-  return T((x > T(0)) - (x < T(0)));
+  return x != x ? x : T((x > T(0)) - (x < T(0)));
 }
 
 }  // namespace detail

@@ -4,20 +4,30 @@
 // grouped_sweep: per group, pass 1 accumulates sum(u^2), sum|u| and the zero count of a
 // pre-transformed value u = pre(x); a per-group decision turns them into a factor; pass 2
 // writes out = apply(x, factor). Groups that are one contiguous run are finished while hot
-// (norm, then write); other groupings use one accumulation pass and one writing pass.
+// (norms of 4 groups interleaved, then their writes); other groupings use one accumulation pass
+// and one writing pass, each thread walking its share of the groups in memory order.
 //
 // Determinism: work is cut into a fixed number of blocks that does not depend on the thread
 // count; per-block partial results are combined in block order. Squared norms use 8 lanes keyed
 // by the element's position inside its group (lane = position mod 8), combined in a fixed tree,
 // so a group's norm is bit-identical for any thread count, any adapter, and any layout that
 // visits each group's elements in the same relative order (e.g. row- vs column-major matrices).
+// u*u is added with one explicit rounding rule (add_square) in every code path for the same
+// reason. Elementwise double sums (lane_sum) use 32 lanes keyed by position in the block.
+//
+// Speed (docs/benchmarks.md): every hot loop is written so GCC and clang vectorize it at -O3
+// without -ffast-math: lane loops stay loops (SPARSEREG_LANE_LOOP), lane arrays are not indexed
+// at run time inside a vector main loop (so they stay in registers), zero counts are 32-bit per
+// lane, unit strides are compile-time constants (with_unit_strides), and |x| is std::fabs.
 #pragma once
 
 #include <algorithm>  // std::min, std::max
-#include <cmath>      // std::sqrt, std::isnan
+#include <cmath>      // std::sqrt, std::isnan, std::fabs, std::fma
 #include <cstddef>    // std::size_t, std::ptrdiff_t
+#include <cstdint>    // std::uint32_t
 #include <limits>     // std::numeric_limits
 #include <string>     // std::to_string
+#include <type_traits>  // std::integral_constant, std::is_same_v
 #include <vector>     // std::vector (workspace of strided groupings only)
 
 #include "../groups.hpp"
@@ -49,16 +59,114 @@ inline T combine_lanes(const T* l) noexcept {
   return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
 
-/// sum_{i<n} f(i) in double, element i going to lane i mod 8; f may also write (it is called
-/// once per i, in increasing order).
+// The 8-lane loops below are kept as loops for GCC: unrolled, GCC vectorizes the loop around
+// them instead, as 8 in-order ("fold-left") reductions of scalar adds (measured 3 GB/s instead of
+// 15-39 GB/s on one core). As a loop, each lane loop becomes one SIMD operation per lane group.
+#if defined(__GNUC__) && !defined(__clang__)
+#define SPARSEREG_LANE_LOOP _Pragma("GCC unroll 1")
+#define SPARSEREG_UNROLL_BATCH _Pragma("GCC unroll 8")
+#else
+#define SPARSEREG_LANE_LOOP
+#define SPARSEREG_UNROLL_BATCH
+#endif
+
+// accumulate_runs is kept out of line: inlined into a sweep, GCC keeps its 4 x 16 accumulators
+// on the stack and each add then waits for a store-to-load forward (measured 25 GB/s instead of
+// 65 GB/s on L2-resident data).
+#if defined(__GNUC__)
+#define SPARSEREG_NOINLINE __attribute__((noinline))
+#else
+#define SPARSEREG_NOINLINE
+#endif
+
+/// Lanes of the elementwise double sums (lane_sum): element i of a run goes to lane i mod 32.
+/// 32 lanes are 8 independent 4-wide vector chains, enough to hide the add latency at the rate
+/// two loads per cycle feed them; a chain per 8 lanes would cap a value sweep at ~25 GB/s.
+inline constexpr std::size_t sum_lanes = 32;
+
+/// sum_{i<n} f(i) in double, element i going to lane i mod sum_lanes, lanes combined in a fixed
+/// pairwise tree; f may also write (it is called once per i, in increasing order).
 template <class F>
 inline double lane_sum(std::size_t n, F&& f) {
-  double a[lanes] = {};
+  double a[sum_lanes] = {};
   std::size_t i = 0;
-  for (; i + lanes <= n; i += lanes)
-    for (std::size_t j = 0; j < lanes; ++j) a[j] += f(i + j);
-  for (std::size_t j = 0; i < n; ++i, ++j) a[j] += f(i);
-  return combine_lanes(a);
+  for (; i + sum_lanes <= n; i += sum_lanes) {
+    SPARSEREG_LANE_LOOP
+    for (std::size_t j = 0; j < sum_lanes; ++j) a[j] += f(i + j);
+  }
+  // The tail indexes lanes at run time, which would keep `a` in memory for the main loop too.
+  double t[sum_lanes];
+  for (std::size_t j = 0; j < sum_lanes; ++j) t[j] = a[j];
+  for (std::size_t j = 0; i < n; ++i, ++j) t[j] += f(i);
+  for (std::size_t w = sum_lanes / 2; w > 0; w /= 2)
+    for (std::size_t j = 0; j < w; ++j) t[j] += t[j + w];
+  return t[0];
+}
+
+/// The prox form of lane_sum: v_i = f(i) for i < n (f writes the output), returns
+/// sum_i g(v_i) in the lanes and tree of lane_sum (so the same double) and the count of v_i == 0,
+/// counted per lane in 32 bits (a size_t count per element does not vectorize well).
+template <class T, class F, class G>
+inline double lane_sum_zeros(std::size_t n, F&& f, G&& g, std::size_t& zeros) {
+  double a[sum_lanes] = {};
+  std::size_t i = 0;
+  constexpr std::size_t flush = std::size_t(1) << 24;  // blocks per 32-bit count
+  while (i + sum_lanes <= n) {
+    std::uint32_t zc[sum_lanes] = {};
+    for (std::size_t b = 0; b < flush && i + sum_lanes <= n; ++b, i += sum_lanes) {
+      T v[sum_lanes];
+      SPARSEREG_LANE_LOOP
+      for (std::size_t j = 0; j < sum_lanes; ++j) v[j] = f(i + j);
+      SPARSEREG_LANE_LOOP
+      for (std::size_t j = 0; j < sum_lanes; ++j) {
+        a[j] += g(v[j]);
+        zc[j] += (v[j] == T(0));
+      }
+    }
+    for (std::size_t j = 0; j < sum_lanes; ++j) zeros += zc[j];
+  }
+  double t[sum_lanes];
+  for (std::size_t j = 0; j < sum_lanes; ++j) t[j] = a[j];
+  for (std::size_t j = 0; i < n; ++i, ++j) {
+    const T v = f(i);
+    t[j] += g(v);
+    zeros += (v == T(0));
+  }
+  for (std::size_t w = sum_lanes / 2; w > 0; w /= 2)
+    for (std::size_t j = 0; j < w; ++j) t[j] += t[j + w];
+  return t[0];
+}
+
+/// Calls f(a, b) with both strides as std::integral_constant<std::ptrdiff_t, 1> when both are 1,
+/// so the loops of contiguous runs see unit strides at compile time and vectorize; else f(a, b).
+template <class F>
+inline decltype(auto) with_unit_strides(std::ptrdiff_t a, std::ptrdiff_t b, F&& f) {
+  using unit = std::integral_constant<std::ptrdiff_t, 1>;
+  if (a == 1 && b == 1) return f(unit{}, unit{});
+  return f(a, b);
+}
+
+/// Soft threshold written for SIMD: the same value as soft_threshold(x, t) for t > 0 (for t = 0
+/// the caller uses the identity, which soft_threshold also is), but |x| as std::fabs, a bit
+/// operation, where soft_threshold's (x < 0 ? -x : x) keeps -0.0 and so compiles to a blend chain
+/// that GCC merges into the accumulations (measured 3-4 GB/s instead of 12-15).
+template <class T>
+inline T soft_threshold_positive(T x, T t) noexcept {
+  T a = std::fabs(x) - t;
+  a = a < T(0) ? T(0) : a;  // NaN is kept
+  return x < T(0) ? -a : a;
+}
+
+/// acc + u*u with one rounding where the target has FMA and two where it has not, the same in
+/// every code path: left to -ffp-contract, the compiler fuses some paths (say the vectorized
+/// one) and not others, and a group's norm would then depend on the layout that chose the path.
+template <class T>
+inline T add_square(T acc, T u) noexcept {
+#if (defined(__FP_FAST_FMAF) && defined(__FP_FAST_FMA)) || defined(__FMA__)
+  return std::fma(u, u, acc);
+#else
+  return acc + u * u;
+#endif
 }
 
 /// Accumulates u = pre(x[k*stride]) for k < n into lanes, element k going to lane (first + k) mod 8.
@@ -70,8 +178,8 @@ inline void accumulate_run(const T* x, std::ptrdiff_t stride, std::size_t n, std
   std::size_t zeros = 0;
   for (; k < n && lane != 0; ++k, lane = (lane + 1) & (lanes - 1)) {
     const T u = pre(x[static_cast<std::ptrdiff_t>(k) * stride]);
-    acc.sq[lane] += u * u;
-    acc.ab[lane] += u < T(0) ? -u : u;
+    acc.sq[lane] = add_square(acc.sq[lane], u);
+    acc.ab[lane] += std::fabs(u);
     zeros += (u == T(0));
   }
   T sq[lanes], ab[lanes];
@@ -79,33 +187,35 @@ inline void accumulate_run(const T* x, std::ptrdiff_t stride, std::size_t n, std
     sq[j] = acc.sq[j];
     ab[j] = acc.ab[j];
   }
-  if (stride == 1) {
-    const T* p = x + k;
-    const std::size_t full = (n - k) / lanes;
-    for (std::size_t b = 0; b < full; ++b, p += lanes) {
+  // Whole blocks of 8: pre into u (vectorizes as a plain map), then one vector update per lane
+  // array. Zero counts per lane in 32 bits, flushed every 2^24 blocks so they cannot overflow.
+  auto blocks = [&](auto s, std::size_t count) {
+    const T* p = x + static_cast<std::ptrdiff_t>(k) * s;
+    std::uint32_t zc[lanes] = {};
+    for (std::size_t b = 0; b < count; ++b, p += static_cast<std::ptrdiff_t>(lanes) * s) {
+      T u[lanes];
+      SPARSEREG_LANE_LOOP
+      for (std::size_t j = 0; j < lanes; ++j) u[j] = pre(p[static_cast<std::ptrdiff_t>(j) * s]);
+      SPARSEREG_LANE_LOOP
       for (std::size_t j = 0; j < lanes; ++j) {
-        const T u = pre(p[j]);
-        sq[j] += u * u;
-        ab[j] += u < T(0) ? -u : u;
-        zeros += (u == T(0));
+        sq[j] = add_square(sq[j], u[j]);
+        ab[j] += std::fabs(u[j]);
+        zc[j] += (u[j] == T(0));
       }
     }
-    k += full * lanes;
-  } else {
-    const std::size_t full = (n - k) / lanes;
-    for (std::size_t b = 0; b < full; ++b, k += lanes) {
-      for (std::size_t j = 0; j < lanes; ++j) {
-        const T u = pre(x[static_cast<std::ptrdiff_t>(k + j) * stride]);
-        sq[j] += u * u;
-        ab[j] += u < T(0) ? -u : u;
-        zeros += (u == T(0));
-      }
-    }
+    for (std::size_t j = 0; j < lanes; ++j) zeros += zc[j];
+    k += count * lanes;
+  };
+  constexpr std::size_t flush = std::size_t(1) << 24;
+  for (std::size_t full = (n - k) / lanes; full > 0;) {
+    const std::size_t count = std::min(full, flush);
+    with_unit_strides(stride, 1, [&](auto s, auto) { blocks(s, count); });
+    full -= count;
   }
   for (std::size_t j = 0; k < n; ++k, ++j) {
     const T u = pre(x[static_cast<std::ptrdiff_t>(k) * stride]);
-    sq[j] += u * u;
-    ab[j] += u < T(0) ? -u : u;
+    sq[j] = add_square(sq[j], u);
+    ab[j] += std::fabs(u);
     zeros += (u == T(0));
   }
   for (std::size_t j = 0; j < lanes; ++j) {
@@ -113,6 +223,84 @@ inline void accumulate_run(const T* x, std::ptrdiff_t stride, std::size_t n, std
     acc.ab[j] = ab[j];
   }
   acc.zeros += zeros;
+}
+
+/// Accumulates `blocks` whole blocks of 8 contiguous elements, starting at lane 0, into the lanes
+/// sq/ab (updated in place) and returns their zero count. No run-time lane index, so the lanes
+/// stay in registers.
+template <class T, class Pre>
+inline std::size_t accumulate_blocks(const T* x, std::size_t blocks, Pre pre, T* sq_out, T* ab_out) noexcept {
+  T sq[lanes], ab[lanes];
+  std::uint32_t zc[lanes] = {};  // callers pass fewer than 2^32 blocks
+  for (std::size_t j = 0; j < lanes; ++j) {
+    sq[j] = sq_out[j];
+    ab[j] = ab_out[j];
+  }
+  for (std::size_t b = 0; b < blocks; ++b, x += lanes) {
+    T u[lanes];
+    SPARSEREG_LANE_LOOP
+    for (std::size_t j = 0; j < lanes; ++j) u[j] = pre(x[j]);
+    SPARSEREG_LANE_LOOP
+    for (std::size_t j = 0; j < lanes; ++j) {
+      sq[j] = add_square(sq[j], u[j]);
+      ab[j] += std::fabs(u[j]);
+      zc[j] += (u[j] == T(0));
+    }
+  }
+  std::size_t zeros = 0;
+  for (std::size_t j = 0; j < lanes; ++j) {
+    sq_out[j] = sq[j];
+    ab_out[j] = ab[j];
+    zeros += zc[j];
+  }
+  return zeros;
+}
+
+/// accumulate_run for M unit-stride runs of n elements each, every run starting at lane 0 (one
+/// whole group each). One group's lanes form a single chain of dependent adds per 8 elements;
+/// M groups interleaved are M independent chains, which hides the add latency that otherwise
+/// caps one core at about a third of its L2/L3 bandwidth. Per lane the additions happen in the
+/// same order, so each acc[m] is bit-identical to accumulate_run on that run alone.
+template <std::size_t M, class T, class Pre>
+SPARSEREG_NOINLINE void accumulate_runs(const T* const* xs, std::size_t n, Pre pre, lane_sums<T>* acc) noexcept {
+  T sq[M][lanes] = {}, ab[M][lanes] = {};
+  std::uint32_t zc[M][lanes] = {};  // n/8 < 2^32 elements per lane: runs are far shorter
+  const std::size_t full = n / lanes;
+  for (std::size_t b = 0; b < full; ++b) {
+    SPARSEREG_UNROLL_BATCH
+    for (std::size_t m = 0; m < M; ++m) {
+      const T* p = xs[m] + b * lanes;
+      T u[lanes];
+      SPARSEREG_LANE_LOOP
+      for (std::size_t j = 0; j < lanes; ++j) u[j] = pre(p[j]);
+      SPARSEREG_LANE_LOOP
+      for (std::size_t j = 0; j < lanes; ++j) {
+        sq[m][j] = add_square(sq[m][j], u[j]);
+        ab[m][j] += std::fabs(u[j]);
+        zc[m][j] += (u[j] == T(0));
+      }
+    }
+  }
+  // The tail works on acc, not on sq/ab: a variable index into sq/ab would keep them in memory
+  // (not registers) for the whole main loop.
+  SPARSEREG_UNROLL_BATCH
+  for (std::size_t m = 0; m < M; ++m) {
+    for (std::size_t j = 0; j < lanes; ++j) {
+      acc[m].sq[j] = sq[m][j];
+      acc[m].ab[j] = ab[m][j];
+      acc[m].zeros += zc[m][j];
+    }
+  }
+  for (std::size_t m = 0; m < M; ++m) {
+    std::size_t zeros = acc[m].zeros;
+    for (std::size_t k = full * lanes, j = 0; k < n; ++k, ++j) {
+      const T u = pre(xs[m][k]);
+      acc[m].sq[j] = add_square(acc[m].sq[j], u);
+      acc[m].ab[j] += std::fabs(u);
+      zeros += (u == T(0));
+    }
+    acc[m].zeros = zeros;
+  }
 }
 
 /// Outcome of one group's decision: the factor pass 2 applies, and its share of the result.
@@ -188,12 +376,46 @@ sweep_totals elementwise_sweep(const view<X>& x, const view<O>& out, const view<
 
 /// Pass 2 placeholder for sweeps that only read (penalty values).
 struct no_apply {
-  template <class T, class O>
-  void operator()(const T*, std::ptrdiff_t, O*, std::ptrdiff_t, std::size_t, T) const noexcept {}
+  template <class T, class O, class F>
+  void operator()(const T*, std::ptrdiff_t, O*, std::ptrdiff_t, std::size_t, F) const noexcept {}
 };
 
+/// factor_of(i) for a run inside one group: the group's factor.
+template <class T>
+struct uniform_factor {
+  T f;
+  T operator()(std::size_t) const noexcept { return f; }
+};
+
+/// factor_of(i) for a run that crosses groups: element i belongs to group g0 + i*stride.
+template <class T, class S>
+struct indexed_factor {
+  const T* f;  // factor of g0
+  S stride;    // std::ptrdiff_t, or std::integral_constant<std::ptrdiff_t, 1> so the loads vectorize
+  T operator()(std::size_t i) const noexcept { return f[static_cast<std::ptrdiff_t>(i) * stride]; }
+};
+
+/// Calls body(b0, b1) once per thread with that thread's contiguous share of blocks [0, nb), the
+/// split `omp for schedule(static)` would make. Each group lives in one block, so its elements are
+/// accumulated by one thread in one fixed order whatever the thread count; walking a whole share
+/// at once (rather than block by block) keeps the walk in memory order.
+template <class Body>
+void for_each_thread_share(std::size_t nb, Body&& body) {
+#if defined(_OPENMP)
+#pragma omp parallel
+  {
+    const auto t = static_cast<std::size_t>(omp_get_thread_num());
+    const auto nt = static_cast<std::size_t>(omp_get_num_threads());
+    body(nb * t / nt, nb * (t + 1) / nt);
+  }
+#else
+  body(std::size_t(0), nb);
+#endif
+}
+
 /// The grouped two-pass sweep. decide(g, size, sumsq, abs_sum, zeros) -> group_decision<T>;
-/// apply(xp, sx, op, so, n, factor) writes one run of the output.
+/// apply(xp, sx, op, so, n, factor_of) writes one run of the output, element i scaled by
+/// factor_of(i) (a uniform_factor or an indexed_factor).
 template <class T, class O, class Pre, class Decide, class Apply>
 sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const grouping& grp, Pre pre, Decide decide,
                            Apply apply) {
@@ -228,7 +450,7 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
             const std::size_t f = idx[off[g] + k];
             const std::ptrdiff_t ox = dense_x ? static_cast<std::ptrdiff_t>(f) : x.offset_of_flat(f);
             const std::ptrdiff_t oo = dense_o ? static_cast<std::ptrdiff_t>(f) : out.offset_of_flat(f);
-            apply(x.data() + ox, 1, out.data() + oo, 1, 1, d.factor);
+            apply(x.data() + ox, 1, out.data() + oo, 1, 1, uniform_factor<T>{d.factor});
           }
         }
       }
@@ -245,30 +467,50 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
   // Fast path: every group is exactly one run. Norm, decision and write while the group is hot.
   const bool one_run_per_group = !r.identifies_group && r.extent == group_size;
   if (one_run_per_group) {
+    // Groups go in batches of `batch` (interleaved norms, accumulate_runs), then each batch is
+    // decided and written while it is still in L1/L2; blocks hold at least one batch.
+    constexpr std::size_t batch = 4;
     sweep_totals parts[max_blocks];
     const std::size_t split = p.rank > 1 ? 0 : p.rank;
     const std::size_t e0 = p.rank > 1 ? p.axes[0].extent : 1;
-    const std::size_t nb = block_count(e0);
+    const std::size_t nb = block_count(std::max<std::size_t>(1, e0 / batch));
     SPARSEREG_PRAGMA_OMP_FOR
     for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) {
       sweep_totals t;
+      run_position pending[batch];
+      std::size_t count = 0;
+      const auto finish = [&] {
+        lane_sums<T> acc[batch];
+        const T* xs[batch];
+        for (std::size_t m = 0; m < count; ++m) xs[m] = x.data() + pending[m].offset_a;
+        if (count == batch && r.stride_a == 1) {
+          accumulate_runs<batch>(xs, r.extent, pre, acc);
+        } else {
+          for (std::size_t m = 0; m < count; ++m) accumulate_run(xs[m], r.stride_a, r.extent, 0, pre, acc[m]);
+        }
+        for (std::size_t m = 0; m < count; ++m) {
+          const auto d = decide(pending[m].group, group_size, static_cast<double>(combine_lanes(acc[m].sq)),
+                                static_cast<double>(combine_lanes(acc[m].ab)), acc[m].zeros);
+          t.add({d.value, d.zero_elements, d.zero_group ? 1u : 0u, 1});
+          if constexpr (writes)
+            apply(xs[m], r.stride_a, out.data() + pending[m].offset_b, r.stride_b, r.extent, uniform_factor<T>{d.factor});
+        }
+        count = 0;
+      };
       for_each_run(p, split, block_begin(e0, nb, static_cast<std::size_t>(b)),
                    block_begin(e0, nb, static_cast<std::size_t>(b) + 1), [&](const run_position& pos) {
-                     lane_sums<T> acc;
-                     const T* xp = x.data() + pos.offset_a;
-                     accumulate_run(xp, r.stride_a, r.extent, 0, pre, acc);
-                     const auto d = decide(pos.group, group_size, static_cast<double>(combine_lanes(acc.sq)),
-                                           static_cast<double>(combine_lanes(acc.ab)), acc.zeros);
-                     t.add({d.value, d.zero_elements, d.zero_group ? 1u : 0u, 1});
-                     if constexpr (writes) apply(xp, r.stride_a, out.data() + pos.offset_b, r.stride_b, r.extent, d.factor);
+                     pending[count++] = pos;
+                     if (count == batch) finish();
                    });
+      if (count > 0) finish();
       parts[b] = t;
     }
     return sum_blocks(parts, nb);
   }
 
   // Strided groups: pass 1 accumulates per-group lanes in a workspace, pass 2 writes.
-  // Blocks split the outermost identifying axis, so each block owns whole groups.
+  // Blocks split the outermost identifying axis, so each block owns whole groups; each thread
+  // walks its share of blocks in memory order (for_each_thread_share).
   std::size_t split = p.rank;
   for (std::size_t k = 0; k < p.rank; ++k)
     if (p.axes[k].identifies_group) {
@@ -278,13 +520,47 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
   const bool split_is_run = split == p.rank - 1;
   const std::size_t es = split < p.rank ? p.axes[split].extent : 1;
   const std::size_t nb = block_count(es);
+  // Runs that cross groups update one lane of many consecutive groups: lanes stored [lane][group]
+  // so that update is one vector loop. Runs inside a group update the 8 lanes of that group:
+  // stored [group][lane], two vector loads and stores per run.
+  const bool crossing = r.identifies_group;
+  const auto at = [crossing, G](std::size_t lane, std::size_t g) { return crossing ? lane * G + g : g * lanes + lane; };
   std::vector<T> sq(lanes * G, T(0)), ab(lanes * G, T(0));
   std::vector<std::size_t> zeros(G, 0), seen(G, 0);
   std::vector<T> factor(writes ? G : 0);
 
-  // Calls f(pos, lo, hi): the run at pos restricted to [lo, hi) of its elements.
-  auto walk_block = [&](std::size_t b, auto&& f) {
-    const std::size_t lo = block_begin(es, nb, b), hi = block_begin(es, nb, b + 1);
+  // Short runs inside a group (e.g. the 3x3 kernels of one input channel) are copied into a
+  // per-group stage of lcm(run, 8) elements and accumulated a whole stage at a time: every stage
+  // then starts at lane 0 and is accumulated as vector blocks, with the same per-lane order of
+  // additions as run by run. Only when the stages take at most a quarter of the tensor's size.
+  const bool short_runs = !crossing && r.extent < 2 * lanes;
+  std::size_t stage_len = r.extent;
+  while (stage_len % lanes != 0) stage_len += r.extent;
+  const bool staged_runs = short_runs && G * stage_len <= p.size / 4;
+  std::vector<T> stage(staged_runs ? G * stage_len : 0);
+  std::vector<std::size_t> staged(staged_runs ? G : 0, 0);
+  // Accumulates the `count` staged elements of group g into its lanes.
+  const auto flush_stage = [&](std::size_t g, std::size_t count) {
+    lane_sums<T> acc;
+    T* sqg = sq.data() + at(0, g);
+    T* abg = ab.data() + at(0, g);
+    for (std::size_t j = 0; j < lanes; ++j) {
+      acc.sq[j] = sqg[j];
+      acc.ab[j] = abg[j];
+    }
+    accumulate_run(stage.data() + g * stage_len, 1, count, seen[g], pre, acc);
+    for (std::size_t j = 0; j < lanes; ++j) {
+      sqg[j] = acc.sq[j];
+      abg[j] = acc.ab[j];
+    }
+    zeros[g] += acc.zeros;
+    seen[g] += count;
+  };
+
+  // Calls f(pos, lo, hi) for the runs of blocks [b0, b1): the run at pos restricted to [lo, hi).
+  auto walk_blocks = [&](std::size_t b0, std::size_t b1, auto&& f) {
+    if (b0 >= b1) return;
+    const std::size_t lo = block_begin(es, nb, b0), hi = block_begin(es, nb, b1);
     if (split_is_run) {
       for_each_run(p, p.rank, 0, 0, [&](const run_position& pos) { f(pos, lo, hi); });
     } else {
@@ -292,43 +568,82 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
     }
   };
 
-  SPARSEREG_PRAGMA_OMP_FOR
-  for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) {
-    walk_block(static_cast<std::size_t>(b), [&](const run_position& pos, std::size_t lo, std::size_t hi) {
+  for_each_thread_share(nb, [&](std::size_t b0, std::size_t b1) {
+    walk_blocks(b0, b1, [&](const run_position& pos, std::size_t lo, std::size_t hi) {
       const T* xp = x.data() + pos.offset_a;
-      if (!r.identifies_group) {
+      if (staged_runs) {
+        const std::size_t g = pos.group;
+        T* st = stage.data() + g * stage_len + staged[g];
+        with_unit_strides(r.stride_a, 1, [&](auto sx, auto) {
+          for (std::size_t k = 0; k < r.extent; ++k) st[k] = xp[static_cast<std::ptrdiff_t>(k) * sx];
+        });
+        staged[g] += r.extent;
+        if (staged[g] == stage_len) {
+          // A full stage starts at lane 0 (seen[g] is a multiple of stage_len) and is whole blocks.
+          zeros[g] += accumulate_blocks(stage.data() + g * stage_len, stage_len / lanes, pre, sq.data() + at(0, g),
+                                        ab.data() + at(0, g));
+          seen[g] += stage_len;
+          staged[g] = 0;
+        }
+      } else if (short_runs) {
+        // A short run inside one group: update the group's lanes in the workspace element by
+        // element. Copying the lanes out and back in as vectors around a few scalar updates
+        // costs a failed store-to-load forward each way.
+        const std::size_t g = pos.group;
+        T* sqg = sq.data() + at(0, g);
+        T* abg = ab.data() + at(0, g);
+        const std::size_t first = seen[g];
+        std::size_t z = 0;
+        for (std::size_t k = 0; k < r.extent; ++k) {
+          const T u = pre(xp[static_cast<std::ptrdiff_t>(k) * r.stride_a]);
+          const std::size_t lane = (first + k) & (lanes - 1);
+          sqg[lane] = add_square(sqg[lane], u);
+          abg[lane] += std::fabs(u);
+          z += (u == T(0));
+        }
+        zeros[g] += z;
+        seen[g] += r.extent;
+      } else if (!crossing) {
         // The run lies inside one group: continue that group's lanes.
         const std::size_t g = pos.group;
         lane_sums<T> acc;
+        T* sqg = sq.data() + at(0, g);
+        T* abg = ab.data() + at(0, g);
         for (std::size_t j = 0; j < lanes; ++j) {
-          acc.sq[j] = sq[j * G + g];
-          acc.ab[j] = ab[j * G + g];
+          acc.sq[j] = sqg[j];
+          acc.ab[j] = abg[j];
         }
         accumulate_run(xp, r.stride_a, r.extent, seen[g], pre, acc);
         for (std::size_t j = 0; j < lanes; ++j) {
-          sq[j * G + g] = acc.sq[j];
-          ab[j * G + g] = acc.ab[j];
+          sqg[j] = acc.sq[j];
+          abg[j] = acc.ab[j];
         }
         zeros[g] += acc.zeros;
         seen[g] += r.extent;
       } else {
-        // The run crosses groups, one element each; all of them have been seen equally often.
-        const std::size_t g0 = pos.group + lo * r.group_stride;
-        const std::size_t lane = seen[g0] & (lanes - 1);
-        T* sql = sq.data() + lane * G;
-        T* abl = ab.data() + lane * G;
+        // The run crosses groups, one element each, all of them seen equally often so far: one
+        // lane of each, updated as one vector loop over consecutive groups.
         const std::size_t gs = r.group_stride;
-        for (std::size_t k = lo; k < hi; ++k) {
-          const T u = pre(xp[static_cast<std::ptrdiff_t>(k) * r.stride_a]);
-          const std::size_t g = pos.group + k * gs;
-          sql[g] += u * u;
-          abl[g] += u < T(0) ? -u : u;
-          zeros[g] += (u == T(0));
-          seen[g] += 1;
-        }
+        const std::size_t g0 = pos.group + lo * gs;
+        // Every run over these groups starts at g0, so seen[g0] alone counts their runs.
+        const std::size_t lane = seen[g0] & (lanes - 1);
+        seen[g0] += 1;
+        const T* xr = xp + static_cast<std::ptrdiff_t>(lo) * r.stride_a;
+        T* sql = sq.data() + at(lane, g0);
+        T* abl = ab.data() + at(lane, g0);
+        std::size_t* zl = zeros.data() + g0;
+        with_unit_strides(r.stride_a, static_cast<std::ptrdiff_t>(gs), [&](auto sx, auto sg) {
+          for (std::size_t k = 0; k < hi - lo; ++k) {
+            const auto i = static_cast<std::ptrdiff_t>(k);
+            const T u = pre(xr[i * sx]);
+            sql[i * sg] = add_square(sql[i * sg], u);
+            abl[i * sg] += std::fabs(u);
+            if constexpr (writes) zl[i * sg] += (u == T(0));  // only a prox reports zeros
+          }
+        });
       }
     });
-  }
+  });
 
   sweep_totals parts[max_blocks];
   const std::size_t nbg = block_count(G);
@@ -337,10 +652,11 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
     sweep_totals t;
     for (std::size_t g = block_begin(G, nbg, static_cast<std::size_t>(b));
          g < block_begin(G, nbg, static_cast<std::size_t>(b) + 1); ++g) {
+      if (staged_runs && staged[g] > 0) flush_stage(g, staged[g]);
       T sl[lanes], al[lanes];
       for (std::size_t j = 0; j < lanes; ++j) {
-        sl[j] = sq[j * G + g];
-        al[j] = ab[j * G + g];
+        sl[j] = sq[at(j, g)];
+        al[j] = ab[at(j, g)];
       }
       const auto d = decide(g, group_size, static_cast<double>(combine_lanes(sl)), static_cast<double>(combine_lanes(al)),
                             zeros[g]);
@@ -350,21 +666,50 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
     parts[b] = t;
   }
 
+  // Pass 2 over whole slices: when the split axis sits right outside the run and both are dense
+  // (the input channels of an OIHW tensor: I x HW), one slice of a thread's share is a single
+  // contiguous run whose factors repeat for every outer index. Expanding the factors of that
+  // slice once turns many short runs into one long vectorized apply per outer index. Only when
+  // the expanded row is at most an eighth of the tensor.
+  const bool slice_apply = !crossing && p.rank >= 2 && split == p.rank - 2 && r.stride_a == 1 && r.stride_b == 1 &&
+                           p.axes[split].stride_a == static_cast<std::ptrdiff_t>(r.extent) &&
+                           p.axes[split].stride_b == static_cast<std::ptrdiff_t>(r.extent) &&
+                           p.size / (es * r.extent) >= 8;
   if constexpr (writes) {
-    SPARSEREG_PRAGMA_OMP_FOR
-    for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) {
-      walk_block(static_cast<std::size_t>(b), [&](const run_position& pos, std::size_t lo, std::size_t hi) {
+    if (slice_apply) {
+      for_each_thread_share(nb, [&](std::size_t b0, std::size_t b1) {
+        if (b0 >= b1) return;
+        const std::size_t lo = block_begin(es, nb, b0), hi = block_begin(es, nb, b1);
+        const std::size_t gs = p.axes[split].group_stride;
+        std::vector<T> row((hi - lo) * r.extent);
+        for (std::size_t i = lo; i < hi; ++i)
+          std::fill_n(row.data() + (i - lo) * r.extent, r.extent, factor[i * gs]);
+        for_each_run(p, split, lo, lo + 1, [&](const run_position& pos) {
+          apply(x.data() + pos.offset_a, 1, out.data() + pos.offset_b, 1, row.size(),
+                indexed_factor<T, std::integral_constant<std::ptrdiff_t, 1>>{row.data(), {}});
+        });
+      });
+      return sum_blocks(parts, nbg);
+    }
+    for_each_thread_share(nb, [&](std::size_t b0, std::size_t b1) {
+      walk_blocks(b0, b1, [&](const run_position& pos, std::size_t lo, std::size_t hi) {
         const T* xp = x.data() + pos.offset_a;
         auto* op = out.data() + pos.offset_b;
-        if (!r.identifies_group) {
-          apply(xp, r.stride_a, op, r.stride_b, r.extent, factor[pos.group]);
+        if (!crossing) {
+          apply(xp, r.stride_a, op, r.stride_b, r.extent, uniform_factor<T>{factor[pos.group]});
         } else {
-          for (std::size_t k = lo; k < hi; ++k)
-            apply(xp + static_cast<std::ptrdiff_t>(k) * r.stride_a, 1, op + static_cast<std::ptrdiff_t>(k) * r.stride_b, 1,
-                  1, factor[pos.group + k * r.group_stride]);
+          const std::size_t g0 = pos.group + lo * r.group_stride;
+          const T* xr = xp + static_cast<std::ptrdiff_t>(lo) * r.stride_a;
+          auto* orun = op + static_cast<std::ptrdiff_t>(lo) * r.stride_b;
+          if (r.group_stride == 1)
+            apply(xr, r.stride_a, orun, r.stride_b, hi - lo,
+                  indexed_factor<T, std::integral_constant<std::ptrdiff_t, 1>>{factor.data() + g0, {}});
+          else
+            apply(xr, r.stride_a, orun, r.stride_b, hi - lo,
+                  indexed_factor<T, std::ptrdiff_t>{factor.data() + g0, static_cast<std::ptrdiff_t>(r.group_stride)});
         }
       });
-    }
+    });
   }
   return sum_blocks(parts, nbg);
 }

@@ -48,7 +48,9 @@ struct hard_threshold {
       for (std::size_t i = 0; i < n; ++i) {
         const auto k = static_cast<std::ptrdiff_t>(i);
         const T v = xp[k * sx];
-        const T out = (v < T(0) ? -v : v) <= thr ? T(0) : v;  // NaN fails the test and is kept
+        // NaN fails the test and is kept; zeros (also -0.0) pass through, so step 0 and
+        // lambda 0 are the identity bit for bit.
+        const T out = (v < T(0) ? -v : v) <= thr && v != T(0) ? T(0) : v;
         yp[k * sy] = out;
         s.zero_elements += (out == T(0));
       }
@@ -68,7 +70,7 @@ struct hard_threshold {
         const auto k = static_cast<std::ptrdiff_t>(i);
         const T v = xp[k * sx];
         const T thr = static_cast<T>(std::sqrt(lam2 * static_cast<double>(sp[k * ss])));
-        const T out = (v < T(0) ? -v : v) <= thr ? T(0) : v;
+        const T out = (v < T(0) ? -v : v) <= thr && v != T(0) ? T(0) : v;
         yp[k * sy] = out;
         s.zero_elements += (out == T(0));
       }

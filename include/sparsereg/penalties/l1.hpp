@@ -6,6 +6,7 @@
 //             the subdifferential lambda*[-1, 1] at zero.
 #pragma once
 
+#include <cmath>    // std::fabs
 #include <cstddef>  // std::size_t
 
 #include "../detail/sweep.hpp"
@@ -31,9 +32,10 @@ struct l1 {
     const auto t = detail::elementwise_sweep(w, w, w, [](const T* x, std::ptrdiff_t sx, const T*, std::ptrdiff_t,
                                                          const T*, std::ptrdiff_t, std::size_t n) {
       detail::sweep_totals s;
-      s.value = detail::lane_sum(n, [&](std::size_t i) {
-        const T v = x[static_cast<std::ptrdiff_t>(i) * sx];
-        return static_cast<double>(v < T(0) ? -v : v);
+      s.value = detail::with_unit_strides(sx, 1, [&](auto sxu, auto) {
+        return detail::lane_sum(n, [&](std::size_t i) {
+          return static_cast<double>(std::fabs(x[static_cast<std::ptrdiff_t>(i) * sxu]));
+        });
       });
       return s;
     });
@@ -58,20 +60,22 @@ struct l1 {
                                                           const T*, std::ptrdiff_t, std::size_t n) {
       detail::sweep_totals s;
       std::size_t zeros = 0;
-      auto body = [&](std::ptrdiff_t ix, std::ptrdiff_t iy) {
-        const T v = detail::soft_threshold(xp[ix], t);
-        yp[iy] = v;
-        zeros += (v == T(0));
-        return static_cast<double>(v < T(0) ? -v : v);
-      };
-      if (sx == 1 && sy == 1) {
-        s.value = detail::lane_sum(n, [&](std::size_t i) { return body(static_cast<std::ptrdiff_t>(i), static_cast<std::ptrdiff_t>(i)); });
-      } else {
-        s.value = detail::lane_sum(n, [&](std::size_t i) {
-          const auto k = static_cast<std::ptrdiff_t>(i);
-          return body(k * sx, k * sy);
+      // t = 0 is the identity (soft_threshold keeps -0.0 there); t > 0 uses the SIMD-friendly form.
+      const auto run = [&](auto soft) {
+        return detail::with_unit_strides(sx, sy, [&](auto sxu, auto syu) {
+          return detail::lane_sum_zeros<T>(
+              n,
+              [&](std::size_t i) {
+                const auto k = static_cast<std::ptrdiff_t>(i);
+                const T v = soft(xp[k * sxu]);
+                yp[k * syu] = v;
+                return v;
+              },
+              [](T v) { return static_cast<double>(std::fabs(v)); }, zeros);
         });
-      }
+      };
+      s.value = t == T(0) ? run([](T v) { return v; })
+                          : run([t](T v) { return detail::soft_threshold_positive(v, t); });
       s.zero_elements = zeros;
       return s;
     });
@@ -81,13 +85,15 @@ struct l1 {
   template <class T>
   prox_result prox_of(const view<const T>& x, const view<T>& y, const view<const T>& steps) const {
     detail::require_valid_steps("prox", steps);
-    const T lam = static_cast<T>(lambda);
+    // The threshold is rounded from step_i*lambda in double, exactly as the scalar-step prox does,
+    // so equal per-element steps give bit-identical results (T(s)*T(lambda) would round twice).
+    const double lam = lambda;
     const auto r = detail::elementwise_sweep(x, y, steps, [lam](const T* xp, std::ptrdiff_t sx, T* yp, std::ptrdiff_t sy,
                                                                 const T* sp, std::ptrdiff_t ss, std::size_t n) {
       detail::sweep_totals s;
       s.value = detail::lane_sum(n, [&](std::size_t i) {
         const auto k = static_cast<std::ptrdiff_t>(i);
-        const T v = detail::soft_threshold(xp[k * sx], sp[k * ss] * lam);
+        const T v = detail::soft_threshold(xp[k * sx], static_cast<T>(static_cast<double>(sp[k * ss]) * lam));
         yp[k * sy] = v;
         s.zero_elements += (v == T(0));
         return static_cast<double>(v < T(0) ? -v : v);

@@ -56,11 +56,14 @@ struct group_penalty_kernels {
           d.factor = norm > 0.0 ? static_cast<T>(lambda_group * groups->weight(g, n) / norm) : T(0);
           return d;
         },
-        [l1](const T* x, std::ptrdiff_t sx, T* g, std::ptrdiff_t sg, std::size_t n, T coef) {
-          for (std::size_t i = 0; i < n; ++i) {
-            const T v = x[static_cast<std::ptrdiff_t>(i) * sx];
-            g[static_cast<std::ptrdiff_t>(i) * sg] += coef * v + l1 * sign_of(v);
-          }
+        [l1](const T* x, std::ptrdiff_t sx, T* g, std::ptrdiff_t sg, std::size_t n, auto coef_of) {
+          with_unit_strides(sx, sg, [&](auto sxu, auto sgu) {
+            for (std::size_t i = 0; i < n; ++i) {
+              const auto k = static_cast<std::ptrdiff_t>(i);
+              const T v = x[k * sxu];
+              g[k * sgu] += coef_of(i) * v + l1 * sign_of(v);
+            }
+          });
         });
   }
 
@@ -69,37 +72,40 @@ struct group_penalty_kernels {
     groups->check("prox", x);
     const T t1 = static_cast<T>(step * lambda_l1);
     const double tg = step * lambda_group;
-    const auto pre = [t1](T v) { return soft_threshold(v, t1); };
-    const auto r = grouped_sweep(
-        x, y, *groups, pre,
-        [&](std::size_t g, std::size_t n, double sumsq, double abs_sum, std::size_t zeros) {
-          group_decision<T> d;
-          const double c = groups->weight(g, n);
-          const double norm = std::sqrt(sumsq);
-          const double thr = tg * c;
-          if (std::isnan(norm)) {
-            d.factor = std::numeric_limits<T>::quiet_NaN();
-            d.value = norm;
-          } else if (norm <= thr) {
-            d.factor = T(0);
-            d.zero_elements = n;
-            d.zero_group = true;
-          } else {
-            const double f = 1.0 - thr / norm;  // in (0, 1]; exactly 1 when thr == 0
-            d.factor = static_cast<T>(f);
-            d.value = f * (lambda_group * c * norm + lambda_l1 * abs_sum);
-            d.zero_elements = zeros;
-          }
-          return d;
-        },
-        [t1](const T* xp, std::ptrdiff_t sx, T* yp, std::ptrdiff_t sy, std::size_t n, T f) {
-          if (sx == 1 && sy == 1) {
-            for (std::size_t i = 0; i < n; ++i) yp[i] = soft_threshold(xp[i], t1) * f;
-          } else {
-            for (std::size_t i = 0; i < n; ++i)
-              yp[static_cast<std::ptrdiff_t>(i) * sy] = soft_threshold(xp[static_cast<std::ptrdiff_t>(i) * sx], t1) * f;
-          }
-        });
+    const auto decide = [&](std::size_t g, std::size_t n, double sumsq, double abs_sum, std::size_t zeros) {
+      group_decision<T> d;
+      const double c = groups->weight(g, n);
+      const double norm = std::sqrt(sumsq);
+      const double thr = tg * c;
+      if (std::isnan(norm)) {
+        d.factor = std::numeric_limits<T>::quiet_NaN();
+        d.value = norm;
+      } else if (norm <= thr) {
+        d.factor = T(0);
+        d.zero_elements = n;
+        d.zero_group = true;
+      } else {
+        const double f = 1.0 - thr / norm;  // in (0, 1]; exactly 1 when thr == 0
+        d.factor = static_cast<T>(f);
+        d.value = f * (lambda_group * c * norm + lambda_l1 * abs_sum);
+        d.zero_elements = zeros;
+      }
+      return d;
+    };
+    // u = soft_threshold(x, t1), which is x itself when t1 = 0 (group lasso, or step 0).
+    const auto sweep = [&](auto pre) {
+      return grouped_sweep(x, y, *groups, pre, decide,
+                           [pre](const T* xp, std::ptrdiff_t sx, T* yp, std::ptrdiff_t sy, std::size_t n, auto factor_of) {
+                             with_unit_strides(sx, sy, [&](auto sxu, auto syu) {
+                               for (std::size_t i = 0; i < n; ++i) {
+                                 const auto k = static_cast<std::ptrdiff_t>(i);
+                                 yp[k * syu] = pre(xp[k * sxu]) * factor_of(i);
+                               }
+                             });
+                           });
+    };
+    const auto r = t1 == T(0) ? sweep([](T v) { return v; })
+                              : sweep([t1](T v) { return soft_threshold_positive(v, t1); });
     return {r.value, r.zero_elements, r.zero_groups, r.groups};
   }
 };
