@@ -16,7 +16,8 @@ ctest --test-dir build/release --output-on-failure -j "$jobs"
 
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer: tests"
 cmake -S . -B build/sanitize -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSPARSEREG_SANITIZE=ON \
-      -DSPARSEREG_BUILD_BENCHMARKS=OFF -DSPARSEREG_BUILD_EXAMPLES=OFF -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" >/dev/null
+      -DSPARSEREG_BUILD_BENCHMARKS=OFF -DSPARSEREG_BUILD_EXAMPLES=OFF -DSPARSEREG_WITH_TORCH=OFF \
+      -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" >/dev/null
 cmake --build build/sanitize -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build/sanitize --output-on-failure -j "$jobs"
