@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Builds and runs every test: the Release build (tests, examples' smoke tests, benchmarks compiled),
-# then the tests again under AddressSanitizer + UndefinedBehaviorSanitizer, then the packaging
-# consumer check. This is what .ci/run calls.
+# then the tests again under AddressSanitizer + UndefinedBehaviorSanitizer. The Release ctest run
+# includes the packaging consumers, the compile-fail checks, and the libtorch and MPI tests. This is
+# what .ci/run calls.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
 jobs=${JOBS:-$(nproc)}
 
-bash scripts/install-deps.sh
+# libtorch (adapter tests, peer benchmark, libtorch example) and MPI (data-parallel example) are
+# optional for users but part of CI: installing them takes about a minute here.
+bash scripts/install-deps.sh --torch --mpi
 
 echo "== Release build: tests, examples, benchmarks"
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
