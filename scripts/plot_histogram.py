@@ -8,7 +8,7 @@ Inputs (any of):
                       (a CSV dump of the tensor; header lines that are not numbers are skipped)
   --initial FILE      the same layer before training (drawn as an outline, for comparison)
   --distributions F   a CSV "centre,p,q" written from sparsereg::kl_to_target::distributions(),
-                      i.e. the exact P and Q the penalty used (see docs/math-kl.md)
+                      i.e. the exact P and Q the penalty used (see docs/math.md)
 
 The histogram is the penalty's own estimator: linear binning onto --bins centres over
 [-s, s], s = --support or max|w|, drawn as a density (p_b / h). The target is drawn as its

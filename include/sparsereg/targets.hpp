@@ -8,7 +8,7 @@
 //   gaussian(s)                 N(0, s^2).
 //   custom(f, scale)            f(x / scale) / scale for any non-negative callable f.
 // Scales are absolute, or relative: multiples of a reference scale measured on the tensor the
-// first time the penalty sees it (its standard deviation; docs/math-kl.md).
+// first time the penalty sees it (its standard deviation; docs/math.md).
 //
 // What the histogram estimator needs from a target is its mass under each bin's hat function,
 //   m_b = integral f(x) * hat_b(x) dx,   hat_b(x) = max(0, 1 - |x - c_b| / h),

@@ -1,4 +1,4 @@
-// Closed-form Gaussian KL, the cheap variance regularizer (our formulation; docs/math-kl.md):
+// Closed-form Gaussian KL, the cheap variance regularizer (our formulation; docs/math.md):
 //   R(w) = lambda * KL(N(mu, v) || N(0, s^2)) = lambda * [log(s) - log(v)/2 + (v + mu^2) / (2 s^2) - 1/2],
 // mu = mean(w), v = sigma^2 + eps * s^2 with sigma^2 the population variance of w; eps (default
 // 1e-12) keeps a constant tensor (sigma = 0) finite: it is the KL of a slightly widened Gaussian,

@@ -1,6 +1,6 @@
 // KL divergence from the weight distribution to a target ("variance regularization"):
 //   R(w) = lambda * KL(P || Q) = lambda * sum_b p_b log(p_b / q_b).
-// Our estimator (Pandit & Banday 2023 describe the idea, not an estimator; docs/math-kl.md):
+// Our estimator (Pandit & Banday 2023 describe the idea, not an estimator; docs/math.md):
 //   P: linear binning of the statistic z_i (the weights, or the group norms ||w_g||_2) onto B
 //      centres c_b = lo + b*h over the support [lo, hi] (h = (hi - lo)/(B - 1)). An element at
 //      u = (z - lo)/h = k + f (0 <= f < 1) puts 1 - f on bin k and f on bin k + 1; outside the
@@ -254,7 +254,7 @@ class kl_to_target {
   static constexpr const char* name = "kl_to_target";
   static constexpr bool has_gradient = true;
   static constexpr bool has_prox = false;
-  static constexpr bool smooth = true;  // almost everywhere: kinks on the bin centres (math-kl.md)
+  static constexpr bool smooth = true;  // almost everywhere: kinks on the bin centres (docs/math.md)
   static constexpr bool separable = false;
   static constexpr bool convex = false;
   static constexpr std::size_t max_bins = std::size_t(1) << 16;
