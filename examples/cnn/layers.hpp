@@ -1,0 +1,408 @@
+// Layers of the bundled CNN trainer: conv (im2col + Eigen GEMM), max-pool, linear, flatten,
+// softmax cross-entropy. Float only.
+//
+// Activation layout in the convolutional part is C x N x H x W ("CNHW"): the output of one
+// GEMM over a chunk of images, W[O x C*k*k] * cols[C*k*k x m*H*W], lands directly in that layout
+// and the next layer's im2col reads it without a transpose. The linear part uses N x F rows.
+// Parameters use the PyTorch layouts (conv O x I x kH x kW, linear out x in, both row-major and
+// contiguous in a std::vector<float>), which is what sparsereg's views look at.
+//
+// Parallelism: the convolutional layers split the batch into chunks and run one chunk per
+// OpenMP thread (im2col, a single-threaded GEMM and col2im stay in that core's cache); weight
+// gradients are accumulated per thread and summed in thread order, so results are reproducible
+// for a fixed thread count. Linear layers use Eigen's own (OpenMP) GEMM threading.
+#pragma once
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#define SPARSEREG_CNN_OMP(x) _Pragma(#x)
+#else
+#define SPARSEREG_CNN_OMP(x)
+#endif
+
+namespace sparsereg_cnn {
+
+using row_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using matrix_map = Eigen::Map<row_matrix>;
+using const_matrix_map = Eigen::Map<const row_matrix>;
+using strided_map = Eigen::Map<row_matrix, 0, Eigen::OuterStride<>>;
+using const_strided_map = Eigen::Map<const row_matrix, 0, Eigen::OuterStride<>>;
+
+inline int max_threads() {
+#if defined(_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+inline int thread_id() {
+#if defined(_OPENMP)
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+inline Eigen::Index ix(std::size_t v) { return static_cast<Eigen::Index>(v); }
+
+/// 2-D convolution, stride 1, zero padding `pad`, square kernel `k`, with bias and optional ReLU
+/// fused into the forward pass.
+struct conv2d {
+  std::size_t in_c = 0, out_c = 0, k = 0, pad = 0, in_h = 0, in_w = 0;
+  bool relu = true;
+  std::vector<float> w, b, gw, gb;  // w, gw: out_c x in_c x k x k; b, gb: out_c
+
+  // Workspace (not part of the model's state).
+  std::vector<std::vector<float>> cols_, dcols_, gw_thread_, gb_thread_, plane_;
+
+  conv2d() = default;
+  conv2d(std::size_t in_channels, std::size_t out_channels, std::size_t kernel, std::size_t padding,
+         std::size_t height, std::size_t width, bool with_relu)
+      : in_c(in_channels), out_c(out_channels), k(kernel), pad(padding), in_h(height), in_w(width),
+        relu(with_relu) {
+    if (in_h + 2 * pad < k || in_w + 2 * pad < k)
+      throw std::invalid_argument("conv2d: kernel " + std::to_string(k) + " larger than padded input " +
+                                  std::to_string(in_h) + "x" + std::to_string(in_w));
+    w.assign(weight_count(), 0.f);
+    gw.assign(weight_count(), 0.f);
+    b.assign(out_c, 0.f);
+    gb.assign(out_c, 0.f);
+  }
+
+  std::size_t out_h() const { return in_h + 2 * pad - k + 1; }
+  std::size_t out_w() const { return in_w + 2 * pad - k + 1; }
+  std::size_t patch() const { return in_c * k * k; }
+  std::size_t weight_count() const { return out_c * in_c * k * k; }
+  /// Multiply-accumulates per image of the forward pass.
+  std::size_t macs() const { return out_c * patch() * out_h() * out_w(); }
+
+  /// Images per chunk: about 1 MiB of im2col columns per thread.
+  std::size_t chunk_images() const {
+    const std::size_t per_image = patch() * out_h() * out_w();
+    return std::max<std::size_t>(1, (std::size_t(1) << 18) / std::max<std::size_t>(per_image, 1));
+  }
+
+  void ensure_workspace(std::size_t chunk) {
+    const auto threads = static_cast<std::size_t>(max_threads());
+    const std::size_t need = patch() * chunk * out_h() * out_w();
+    if (cols_.size() != threads) {
+      cols_.assign(threads, {});
+      dcols_.assign(threads, {});
+      gw_thread_.assign(threads, {});
+      gb_thread_.assign(threads, {});
+      plane_.assign(threads, std::vector<float>(padded_h() * padded_w()));
+    }
+    for (std::size_t t = 0; t < threads; ++t) {
+      if (cols_[t].size() < need) cols_[t].resize(need);
+    }
+  }
+
+  // Both directions go through one zero-padded copy of an input plane, so the inner loops are
+  // branch-free contiguous runs of out_w elements.
+  std::size_t padded_h() const { return in_h + 2 * pad; }
+  std::size_t padded_w() const { return in_w + 2 * pad; }
+
+  // cols[(c,kh,kw)][(j,oh,ow)] for images n0 .. n0+m of x (CNHW with batch n). `plane` is scratch
+  // of padded_h() * padded_w() floats.
+  void im2col(const float* x, std::size_t n, std::size_t n0, std::size_t m, float* cols, float* plane) const {
+    const std::size_t oh_n = out_h(), ow_n = out_w(), ohw = oh_n * ow_n, ncol = m * ohw;
+    const std::size_t PW = padded_w(), PH = padded_h();
+    std::fill(plane, plane + PH * PW, 0.f);
+    for (std::size_t c = 0; c < in_c; ++c)
+      for (std::size_t j = 0; j < m; ++j) {
+        const float* src = x + (c * n + n0 + j) * in_h * in_w;
+        for (std::size_t r = 0; r < in_h; ++r) std::memcpy(plane + (r + pad) * PW + pad, src + r * in_w, in_w * sizeof(float));
+        for (std::size_t kh = 0; kh < k; ++kh)
+          for (std::size_t kw = 0; kw < k; ++kw) {
+            float* dst = cols + ((c * k + kh) * k + kw) * ncol + j * ohw;
+            const float* sp = plane + kh * PW + kw;
+            for (std::size_t oh = 0; oh < oh_n; ++oh, dst += ow_n, sp += PW)
+              for (std::size_t ow = 0; ow < ow_n; ++ow) dst[ow] = sp[ow];
+          }
+      }
+  }
+
+  // dx (images n0 .. n0+m) = col2im(dcols); `plane` is scratch of padded_h() * padded_w() floats.
+  void col2im(const float* dcols, std::size_t n, std::size_t n0, std::size_t m, float* dx, float* plane) const {
+    const std::size_t oh_n = out_h(), ow_n = out_w(), ohw = oh_n * ow_n, ncol = m * ohw;
+    const std::size_t PW = padded_w(), PH = padded_h();
+    for (std::size_t c = 0; c < in_c; ++c)
+      for (std::size_t j = 0; j < m; ++j) {
+        std::fill(plane, plane + PH * PW, 0.f);
+        for (std::size_t kh = 0; kh < k; ++kh)
+          for (std::size_t kw = 0; kw < k; ++kw) {
+            const float* src = dcols + ((c * k + kh) * k + kw) * ncol + j * ohw;
+            float* dp = plane + kh * PW + kw;
+            for (std::size_t oh = 0; oh < oh_n; ++oh, src += ow_n, dp += PW)
+              for (std::size_t ow = 0; ow < ow_n; ++ow) dp[ow] += src[ow];
+          }
+        float* dst = dx + (c * n + n0 + j) * in_h * in_w;
+        for (std::size_t r = 0; r < in_h; ++r) std::memcpy(dst + r * in_w, plane + (r + pad) * PW + pad, in_w * sizeof(float));
+      }
+  }
+
+  /// y (out_c x n x out_h x out_w) = relu?(conv(x) + b), x is in_c x n x in_h x in_w.
+  void forward(const float* x, float* y, std::size_t n) {
+    const std::size_t chunk = chunk_images();
+    ensure_workspace(chunk);
+    const std::size_t ohw = out_h() * out_w();
+    const std::ptrdiff_t chunks = static_cast<std::ptrdiff_t>((n + chunk - 1) / chunk);
+    const_matrix_map W(w.data(), ix(out_c), ix(patch()));
+    SPARSEREG_CNN_OMP(omp parallel for schedule(static))
+    for (std::ptrdiff_t ci = 0; ci < chunks; ++ci) {
+      const std::size_t n0 = static_cast<std::size_t>(ci) * chunk, m = std::min(chunk, n - n0);
+      float* cols = cols_[static_cast<std::size_t>(thread_id())].data();
+      im2col(x, n, n0, m, cols, plane_[static_cast<std::size_t>(thread_id())].data());
+      const_matrix_map C(cols, ix(patch()), ix(m * ohw));
+      strided_map Y(y + n0 * ohw, ix(out_c), ix(m * ohw), Eigen::OuterStride<>(ix(n * ohw)));
+      Y.noalias() = W * C;
+      for (std::size_t o = 0; o < out_c; ++o) {
+        float* r = y + o * n * ohw + n0 * ohw;
+        const float bo = b[o];
+        if (relu) {
+          for (std::size_t i = 0; i < m * ohw; ++i) r[i] = std::max(r[i] + bo, 0.f);
+        } else {
+          for (std::size_t i = 0; i < m * ohw; ++i) r[i] += bo;
+        }
+      }
+    }
+  }
+
+  /// Sets gw, gb; dy is modified (ReLU mask applied) ; dx may be null (first layer).
+  void backward(const float* x, const float* y, float* dy, float* dx, std::size_t n) {
+    const std::size_t chunk = chunk_images();
+    ensure_workspace(chunk);
+    const std::size_t ohw = out_h() * out_w();
+    const auto threads = static_cast<std::size_t>(max_threads());
+    for (std::size_t t = 0; t < threads; ++t) {
+      gw_thread_[t].assign(weight_count(), 0.f);
+      gb_thread_[t].assign(out_c, 0.f);
+      if (dx && dcols_[t].size() < patch() * chunk * ohw) dcols_[t].resize(patch() * chunk * ohw);
+    }
+    const std::ptrdiff_t chunks = static_cast<std::ptrdiff_t>((n + chunk - 1) / chunk);
+    const_matrix_map W(w.data(), ix(out_c), ix(patch()));
+    SPARSEREG_CNN_OMP(omp parallel for schedule(static))
+    for (std::ptrdiff_t ci = 0; ci < chunks; ++ci) {
+      const auto t = static_cast<std::size_t>(thread_id());
+      const std::size_t n0 = static_cast<std::size_t>(ci) * chunk, m = std::min(chunk, n - n0);
+      float* gbt = gb_thread_[t].data();
+      for (std::size_t o = 0; o < out_c; ++o) {
+        float* d = dy + o * n * ohw + n0 * ohw;
+        const float* yo = y + o * n * ohw + n0 * ohw;
+        float s = 0.f;
+        if (relu)
+          for (std::size_t i = 0; i < m * ohw; ++i) {
+            d[i] = yo[i] > 0.f ? d[i] : 0.f;
+            s += d[i];
+          }
+        else
+          for (std::size_t i = 0; i < m * ohw; ++i) s += d[i];
+        gbt[o] += s;
+      }
+      float* cols = cols_[t].data();
+      im2col(x, n, n0, m, cols, plane_[static_cast<std::size_t>(thread_id())].data());
+      const_matrix_map C(cols, ix(patch()), ix(m * ohw));
+      const_strided_map DY(dy + n0 * ohw, ix(out_c), ix(m * ohw), Eigen::OuterStride<>(ix(n * ohw)));
+      matrix_map GW(gw_thread_[t].data(), ix(out_c), ix(patch()));
+      GW.noalias() += DY * C.transpose();
+      if (dx) {
+        matrix_map DC(dcols_[t].data(), ix(patch()), ix(m * ohw));
+        DC.noalias() = W.transpose() * DY;
+        col2im(dcols_[t].data(), n, n0, m, dx, plane_[t].data());
+      }
+    }
+    std::copy(gw_thread_[0].begin(), gw_thread_[0].end(), gw.begin());
+    std::copy(gb_thread_[0].begin(), gb_thread_[0].end(), gb.begin());
+    for (std::size_t t = 1; t < threads; ++t) {
+      for (std::size_t i = 0; i < gw.size(); ++i) gw[i] += gw_thread_[t][i];
+      for (std::size_t i = 0; i < gb.size(); ++i) gb[i] += gb_thread_[t][i];
+    }
+  }
+};
+
+/// Max pooling, window = stride = `size`, floor mode; per channel plane of a CNHW tensor.
+struct maxpool2d {
+  std::size_t channels = 0, size = 2, in_h = 0, in_w = 0;
+  std::vector<std::uint32_t> argmax_;  // index of the max inside the input plane
+
+  maxpool2d() = default;
+  maxpool2d(std::size_t c, std::size_t s, std::size_t h, std::size_t w) : channels(c), size(s), in_h(h), in_w(w) {
+    if (s == 0 || h < s || w < s) throw std::invalid_argument("maxpool2d: window " + std::to_string(s) + " does not fit input");
+  }
+  std::size_t out_h() const { return in_h / size; }
+  std::size_t out_w() const { return in_w / size; }
+
+  void forward(const float* x, float* y, std::size_t n) {
+    const std::size_t planes = channels * n, ip = in_h * in_w, op = out_h() * out_w();
+    argmax_.resize(planes * op);
+    const std::ptrdiff_t P = static_cast<std::ptrdiff_t>(planes);
+    SPARSEREG_CNN_OMP(omp parallel for schedule(static))
+    for (std::ptrdiff_t pi = 0; pi < P; ++pi) {
+      const auto p = static_cast<std::size_t>(pi);
+      const float* src = x + p * ip;
+      float* dst = y + p * op;
+      std::uint32_t* am = argmax_.data() + p * op;
+      for (std::size_t oh = 0; oh < out_h(); ++oh)
+        for (std::size_t ow = 0; ow < out_w(); ++ow) {
+          std::size_t best = oh * size * in_w + ow * size;
+          float bv = src[best];
+          for (std::size_t a = 0; a < size; ++a)
+            for (std::size_t c = 0; c < size; ++c) {
+              const std::size_t i = (oh * size + a) * in_w + ow * size + c;
+              if (src[i] > bv || (std::isnan(src[i]) && !std::isnan(bv))) {
+                bv = src[i];
+                best = i;
+              }
+            }
+          dst[oh * out_w() + ow] = bv;
+          am[oh * out_w() + ow] = static_cast<std::uint32_t>(best);
+        }
+    }
+  }
+
+  void backward(const float* dy, float* dx, std::size_t n) const {
+    const std::size_t planes = channels * n, ip = in_h * in_w, op = out_h() * out_w();
+    const std::ptrdiff_t P = static_cast<std::ptrdiff_t>(planes);
+    SPARSEREG_CNN_OMP(omp parallel for schedule(static))
+    for (std::ptrdiff_t pi = 0; pi < P; ++pi) {
+      const auto p = static_cast<std::size_t>(pi);
+      float* d = dx + p * ip;
+      std::fill(d, d + ip, 0.f);
+      const std::uint32_t* am = argmax_.data() + p * op;
+      const float* g = dy + p * op;
+      for (std::size_t i = 0; i < op; ++i) d[am[i]] += g[i];
+    }
+  }
+};
+
+/// Fully connected layer: y (n x out) = relu?(x (n x in) * W^T + b), W is out x in row-major.
+struct linear {
+  std::size_t in = 0, out = 0;
+  bool relu = false;
+  std::vector<float> w, b, gw, gb;
+
+  linear() = default;
+  linear(std::size_t in_features, std::size_t out_features, bool with_relu)
+      : in(in_features), out(out_features), relu(with_relu), w(in * out, 0.f), b(out, 0.f), gw(in * out, 0.f), gb(out, 0.f) {}
+  std::size_t weight_count() const { return in * out; }
+  std::size_t macs() const { return in * out; }
+
+  void forward(const float* x, float* y, std::size_t n) const {
+    const_matrix_map X(x, ix(n), ix(in));
+    const_matrix_map W(w.data(), ix(out), ix(in));
+    matrix_map Y(y, ix(n), ix(out));
+    Y.noalias() = X * W.transpose();
+    for (std::size_t r = 0; r < n; ++r)
+      for (std::size_t o = 0; o < out; ++o) {
+        float& v = y[r * out + o];
+        v += b[o];
+        if (relu) v = std::max(v, 0.f);
+      }
+  }
+
+  void backward(const float* x, const float* y, float* dy, float* dx, std::size_t n) {
+    if (relu)
+      for (std::size_t i = 0; i < n * out; ++i) dy[i] = y[i] > 0.f ? dy[i] : 0.f;
+    const_matrix_map X(x, ix(n), ix(in));
+    const_matrix_map DY(dy, ix(n), ix(out));
+    matrix_map GW(gw.data(), ix(out), ix(in));
+    GW.noalias() = DY.transpose() * X;
+    for (std::size_t o = 0; o < out; ++o) gb[o] = 0.f;
+    for (std::size_t r = 0; r < n; ++r)
+      for (std::size_t o = 0; o < out; ++o) gb[o] += dy[r * out + o];
+    if (dx) {
+      const_matrix_map W(w.data(), ix(out), ix(in));
+      matrix_map DX(dx, ix(n), ix(in));
+      DX.noalias() = DY * W;
+    }
+  }
+};
+
+/// CNHW (c x n x hw) -> n x F rows with F = c*hw in PyTorch's flatten order (c, h, w), optionally
+/// keeping only the features listed in `keep` (ascending), which is how a compacted first linear
+/// layer that lost individual input features is fed.
+struct flatten {
+  std::size_t channels = 0, hw = 0;
+  std::vector<std::uint32_t> keep;  // empty: all features
+
+  std::size_t features() const { return keep.empty() ? channels * hw : keep.size(); }
+
+  void forward(const float* x, float* y, std::size_t n) const {
+    const std::size_t F = features();
+    const std::ptrdiff_t N = static_cast<std::ptrdiff_t>(n);
+    SPARSEREG_CNN_OMP(omp parallel for schedule(static))
+    for (std::ptrdiff_t ri = 0; ri < N; ++ri) {
+      const auto r = static_cast<std::size_t>(ri);
+      float* dst = y + r * F;
+      if (keep.empty()) {
+        for (std::size_t c = 0; c < channels; ++c) std::memcpy(dst + c * hw, x + (c * n + r) * hw, hw * sizeof(float));
+      } else {
+        for (std::size_t j = 0; j < F; ++j) {
+          const std::size_t f = keep[j], c = f / hw, p = f % hw;
+          dst[j] = x[(c * n + r) * hw + p];
+        }
+      }
+    }
+  }
+  void backward(const float* dy, float* dx, std::size_t n) const {
+    const std::size_t F = features();
+    if (!keep.empty()) std::fill(dx, dx + channels * n * hw, 0.f);
+    const std::ptrdiff_t N = static_cast<std::ptrdiff_t>(n);
+    SPARSEREG_CNN_OMP(omp parallel for schedule(static))
+    for (std::ptrdiff_t ri = 0; ri < N; ++ri) {
+      const auto r = static_cast<std::size_t>(ri);
+      const float* src = dy + r * F;
+      if (keep.empty()) {
+        for (std::size_t c = 0; c < channels; ++c) std::memcpy(dx + (c * n + r) * hw, src + c * hw, hw * sizeof(float));
+      } else {
+        for (std::size_t j = 0; j < F; ++j) {
+          const std::size_t f = keep[j], c = f / hw, p = f % hw;
+          dx[(c * n + r) * hw + p] = src[j];
+        }
+      }
+    }
+  }
+};
+
+/// Mean softmax cross-entropy over the batch; writes d(loss)/d(logits) into dlogits (may be null).
+/// Returns the summed (not mean) loss and adds the number of correct argmax predictions to *correct.
+inline double softmax_cross_entropy(const float* logits, const std::uint8_t* labels, std::size_t n, std::size_t classes,
+                                    float* dlogits, std::size_t* correct) {
+  double total = 0.0;
+  for (std::size_t r = 0; r < n; ++r) {
+    const float* z = logits + r * classes;
+    std::size_t arg = 0;
+    float mx = z[0];
+    for (std::size_t c = 1; c < classes; ++c)
+      if (z[c] > mx) {
+        mx = z[c];
+        arg = c;
+      }
+    if (correct && arg == labels[r]) ++*correct;
+    double s = 0.0;
+    for (std::size_t c = 0; c < classes; ++c) s += std::exp(static_cast<double>(z[c] - mx));
+    const double logsum = std::log(s) + mx;
+    total += logsum - z[labels[r]];
+    if (dlogits) {
+      for (std::size_t c = 0; c < classes; ++c) {
+        const double p = std::exp(static_cast<double>(z[c]) - logsum);
+        dlogits[r * classes + c] = static_cast<float>((p - (c == labels[r] ? 1.0 : 0.0)) / static_cast<double>(n));
+      }
+    }
+  }
+  return total;
+}
+
+}  // namespace sparsereg_cnn

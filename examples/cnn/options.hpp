@@ -1,0 +1,217 @@
+// Command-line options of sparsereg_train / sparsereg_compare.
+#pragma once
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace sparsereg_cnn {
+
+struct options {
+  std::string dataset = "fashion";  // fashion | mnist
+  std::string data_dir;             // empty: /usr/share/datasets/<fashion-mnist|mnist>
+  std::size_t epochs = 10;
+  std::size_t batch = 64;
+  double lr = -1.0;  // < 0: 0.01 for sgd, 0.001 for adam
+  std::string optimizer = "sgd";
+  double momentum = 0.9;
+  double lambda_group = 0.0;
+  double lambda_l1 = 0.0;
+  double var_weight = 0.0;
+  double target = 0.9;            // spike-and-slab target: fraction of the mass in the spike near zero
+  std::string var_on = "groups";  // groups | weights
+  double warmup_epochs = 1.0;
+  std::uint64_t seed = 42;
+  int threads = 0;  // 0: all hardware threads
+  std::string save, resume, export_path, metrics;
+  std::string arch = "default";
+  std::size_t max_train = 0;  // 0: all
+  std::size_t max_test = 0;   // 0: all
+  std::size_t finetune_epochs = 0;
+  bool quiet = false;
+  bool progress = true;       // progress bar when stdout is a TTY
+
+  double effective_lr() const { return lr >= 0 ? lr : (optimizer == "adam" ? 0.001 : 0.01); }
+  int effective_threads() const {
+    if (threads > 0) return threads;
+    const unsigned h = std::thread::hardware_concurrency();
+    return h == 0 ? 1 : static_cast<int>(h);
+  }
+  std::string effective_data_dir() const {
+    if (!data_dir.empty()) return data_dir;
+    return dataset == "mnist" ? "/usr/share/datasets/mnist" : "/usr/share/datasets/fashion-mnist";
+  }
+  bool regularized() const { return lambda_group > 0 || lambda_l1 > 0 || var_weight > 0; }
+
+  /// The settings that determine a run's trajectory; stored in checkpoints and compared on resume.
+  std::string trajectory_settings() const {
+    std::ostringstream s;
+    s.precision(17);
+    s << "dataset=" << dataset << " batch=" << batch << " lr=" << effective_lr() << " optimizer=" << optimizer
+      << " momentum=" << momentum << " lambda_group=" << lambda_group << " lambda_l1=" << lambda_l1
+      << " var_weight=" << var_weight << " var_on=" << var_on << " target=" << target << " warmup_epochs=" << warmup_epochs
+      << " seed=" << seed << " threads=" << effective_threads() << " arch=" << arch << " max_train=" << max_train;
+    return s.str();
+  }
+};
+
+struct usage_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+namespace detail {
+inline double parse_double(const std::string& flag, const std::string& v, bool nonneg = true) {
+  char* end = nullptr;
+  errno = 0;
+  const double d = std::strtod(v.c_str(), &end);
+  if (v.empty() || *end != '\0' || errno == ERANGE || !(d == d))
+    throw usage_error(flag + " expects a number, got '" + v + "'");
+  if (nonneg && d < 0) throw usage_error(flag + " must be >= 0, got '" + v + "'");
+  return d;
+}
+inline std::uint64_t parse_uint(const std::string& flag, const std::string& v) {
+  if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos)
+    throw usage_error(flag + " expects a non-negative integer, got '" + v + "'");
+  errno = 0;
+  const auto x = std::strtoull(v.c_str(), nullptr, 10);
+  if (errno == ERANGE) throw usage_error(flag + " is out of range: '" + v + "'");
+  return x;
+}
+}  // namespace detail
+
+/// Help text for the flags shared by both binaries (defaults shown).
+inline std::string common_flags_help() {
+  return R"(Data:
+  --dataset fashion|mnist   which IDX dataset to use (default: fashion)
+  --data DIR                directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
+                            (default: /usr/share/datasets/fashion-mnist, or .../mnist for --dataset mnist)
+  --max-train N             use only the first N training images, 0 = all (default: 0)
+  --max-test N              evaluate on only the first N test images, 0 = all (default: 0)
+Model and optimization:
+  --arch SPEC               architecture: tokens c<out>k<k>[p<pad>] (conv, default pad (k-1)/2),
+                            p<s> (max-pool s x s), f<out> (linear), joined by '-'; ReLU after every
+                            conv and hidden linear layer. Presets: default = c32k5-p2-c64k5-p2-f80-f10,
+                            lenet5-caffe = c20k5p0-p2-c50k5p0-p2-f500-f10 (default: default)
+  --epochs N                training epochs (default: 10)
+  --batch N                 mini-batch size (default: 64)
+  --optimizer sgd|adam      SGD with momentum, or Adam (default: sgd)
+  --lr X                    learning rate (default: 0.01 for sgd, 0.001 for adam)
+  --momentum X              SGD momentum (default: 0.9)
+  --seed N                  seed of the std::mt19937 used for init and shuffling (default: 42)
+  --threads N               OpenMP / Eigen threads, 0 = all cores (default: 0)
+Regularization (through sparsereg's regularizer; all off by default):
+  --lambda-group X          sparse-group-lasso group weight: conv filters + input channels, linear
+                            input + output neurons, each group scaled by sqrt(group size) (default: 0)
+  --lambda-l1 X             sparse-group-lasso element-wise l1 weight (default: 0)
+  --var-weight X            weight of the KL variance regularizer, KL(P_w || Q_target) (default: 0)
+  --target X                spike-and-slab target of the variance regularizer: fraction of mass in
+                            the spike near zero, in (0, 1) (default: 0.9)
+  --var-on groups|weights   the variance regularizer's distribution: norms of the filter / input-
+                            neuron groups, or individual weights (default: groups)
+  --warmup-epochs X         lambdas ramp linearly from 0 over this many epochs (default: 1)
+  --finetune-epochs N       after compaction, train the compacted model N more epochs without
+                            regularization, continuing the sliced optimizer state (default: 0)
+Output:
+  --metrics FILE            write per-epoch metrics as CSV (default: none)
+  --quiet                   no per-epoch lines or progress bar
+  --no-progress             one line per epoch even on a terminal
+)";
+}
+
+/// Parses argv into `o`; flags not in `extra` and not common raise usage_error. `extra` maps
+/// binary-specific flags to handlers (value-taking ones receive the value).
+inline void parse_options(int argc, char** argv, options& o,
+                          const std::map<std::string, std::pair<bool, std::function<void(const std::string&)>>>& extra = {}) {
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i], value;
+    bool has_inline = false;
+    if (flag.rfind("--", 0) != 0) throw usage_error("unexpected argument '" + flag + "' (flags start with --)");
+    const auto eq = flag.find('=');
+    if (eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+      has_inline = true;
+    }
+    auto take = [&]() -> std::string {
+      if (has_inline) return value;
+      if (i + 1 >= argc) throw usage_error(flag + " needs a value");
+      return argv[++i];
+    };
+    if (auto it = extra.find(flag); it != extra.end()) {
+      if (it->second.first)
+        it->second.second(take());
+      else
+        it->second.second("");
+      continue;
+    }
+    if (flag == "--dataset") {
+      o.dataset = take();
+      if (o.dataset != "fashion" && o.dataset != "mnist") throw usage_error("--dataset must be fashion or mnist, got '" + o.dataset + "'");
+    } else if (flag == "--data") {
+      o.data_dir = take();
+    } else if (flag == "--epochs") {
+      o.epochs = detail::parse_uint(flag, take());
+    } else if (flag == "--batch") {
+      o.batch = detail::parse_uint(flag, take());
+      if (o.batch == 0) throw usage_error("--batch must be >= 1");
+    } else if (flag == "--lr") {
+      o.lr = detail::parse_double(flag, take());
+      if (o.lr <= 0) throw usage_error("--lr must be > 0");
+    } else if (flag == "--momentum") {
+      o.momentum = detail::parse_double(flag, take());
+      if (o.momentum >= 1) throw usage_error("--momentum must be in [0, 1)");
+    } else if (flag == "--optimizer") {
+      o.optimizer = take();
+      if (o.optimizer != "sgd" && o.optimizer != "adam") throw usage_error("--optimizer must be sgd or adam, got '" + o.optimizer + "'");
+    } else if (flag == "--lambda-group") {
+      o.lambda_group = detail::parse_double(flag, take());
+    } else if (flag == "--lambda-l1") {
+      o.lambda_l1 = detail::parse_double(flag, take());
+    } else if (flag == "--var-weight") {
+      o.var_weight = detail::parse_double(flag, take());
+    } else if (flag == "--target") {
+      o.target = detail::parse_double(flag, take());
+      if (!(o.target > 0 && o.target < 1)) throw usage_error("--target must be in (0, 1)");
+    } else if (flag == "--var-on") {
+      o.var_on = take();
+      if (o.var_on != "groups" && o.var_on != "weights") throw usage_error("--var-on must be groups or weights, got '" + o.var_on + "'");
+    } else if (flag == "--warmup-epochs") {
+      o.warmup_epochs = detail::parse_double(flag, take());
+    } else if (flag == "--seed") {
+      o.seed = detail::parse_uint(flag, take());
+    } else if (flag == "--threads") {
+      o.threads = static_cast<int>(detail::parse_uint(flag, take()));
+    } else if (flag == "--save") {
+      o.save = take();
+    } else if (flag == "--resume") {
+      o.resume = take();
+    } else if (flag == "--export") {
+      o.export_path = take();
+    } else if (flag == "--metrics") {
+      o.metrics = take();
+    } else if (flag == "--arch") {
+      o.arch = take();
+    } else if (flag == "--max-train") {
+      o.max_train = detail::parse_uint(flag, take());
+    } else if (flag == "--finetune-epochs") {
+      o.finetune_epochs = detail::parse_uint(flag, take());
+    } else if (flag == "--max-test") {
+      o.max_test = detail::parse_uint(flag, take());
+    } else if (flag == "--quiet") {
+      o.quiet = true;
+    } else if (flag == "--no-progress") {
+      o.progress = false;
+    } else {
+      throw usage_error("unknown flag '" + flag + "' (see --help)");
+    }
+  }
+}
+
+}  // namespace sparsereg_cnn

@@ -1,0 +1,75 @@
+// How the trainer registers its tensors and penalties with sparsereg's regularizer façade.
+//
+// Groups (all sqrt(group size)-weighted, lambdas ramped up by schedule::linear_warmup):
+//   conv weights (O x I x kH x kW): sparse group lasso over filters (groups::filters()), plus a
+//     group lasso over input channels (groups::input_channels()) for every conv but the first
+//     (the first conv's only input channel is the image);
+//   linear weights (out x in): sparse group lasso over input neurons (groups::input_neurons(),
+//     columns: a whole input feature can die), plus a group lasso over output neurons
+//     (groups::output_neurons()) for every linear layer but the last (its outputs are the classes).
+//   --var-weight > 0: the KL variance regularizer (kl_to_target) on every weight tensor, by
+//     default on the norms of the filter / input-neuron groups (see make_variance_penalty).
+// Biases are not penalized.
+#pragma once
+
+#include "model.hpp"
+#include "options.hpp"
+
+#include <sparsereg/regularizer.hpp>
+#include <sparsereg/sparsereg.hpp>
+
+#include <sparsereg/penalties/kl_to_target.hpp>
+
+namespace sparsereg_cnn {
+
+/// The KL variance regularizer for one weight tensor, lambda = --var-weight. The target is a
+/// spike-and-slab with --target of the mass in a spike of 0.1 x the reference scale and the rest in
+/// a slab of 2 x (scales relative to the tensor, measured at first use). With --var-on groups
+/// (default) P is the distribution of the group norms ||w_g|| of the structure the prox removes
+/// (conv filters, linear input neurons): most groups are pushed towards zero, where the group
+/// prox finishes them, and the survivors spread out -- the "skewed" distribution. With
+/// --var-on weights P is the distribution of the individual weights. Each call returns an
+/// independent penalty (its measured scale is per tensor).
+inline sparsereg::kl_to_target make_variance_penalty(const options& o, sparsereg::grouping structure) {
+  const auto target = sparsereg::target::spike_and_slab(o.target, 0.1, 2.0, sparsereg::scale_mode::relative);
+  if (o.var_on == "weights") return sparsereg::kl_to_target(o.var_weight, target);
+  return sparsereg::kl_to_target::on_group_norms(o.var_weight, std::move(structure), target);
+}
+
+/// Adds the variance penalty for `name` when --var-weight > 0.
+inline void add_variance_penalty(sparsereg::regularizer<float>& reg, const std::string& name, const options& o,
+                                 const sparsereg::grouping& structure, const sparsereg::schedule& sched) {
+  if (o.var_weight > 0) reg.add_penalty(name, make_variance_penalty(o, structure), sched);
+}
+
+inline void configure_regularizer(sparsereg::regularizer<float>& reg, model& m, const options& o,
+                                  std::size_t steps_per_epoch) {
+  const auto warmup = static_cast<std::size_t>(o.warmup_epochs * static_cast<double>(steps_per_epoch) + 0.5);
+  const auto sched = sparsereg::schedule::linear_warmup(warmup);
+  const bool sgl = o.lambda_group > 0 || o.lambda_l1 > 0;
+  for (std::size_t i = 0; i < m.convs.size(); ++i) {
+    auto& c = m.convs[i];
+    const std::string name = "conv" + std::to_string(i + 1) + ".weight";
+    reg.add_parameter(name, sparsereg::view<float>(c.w.data(), {c.out_c, c.in_c, c.k, c.k}),
+                      sparsereg::view<float>(c.gw.data(), {c.out_c, c.in_c, c.k, c.k}));
+    if (sgl) {
+      reg.add_penalty(name, sparsereg::sparse_group_lasso(o.lambda_group, o.lambda_l1, sparsereg::groups::filters()), sched);
+      if (i > 0 && o.lambda_group > 0)
+        reg.add_penalty(name, sparsereg::group_lasso(o.lambda_group, sparsereg::groups::input_channels()), sched);
+    }
+    add_variance_penalty(reg, name, o, sparsereg::groups::filters(), sched);
+  }
+  for (std::size_t i = 0; i < m.fcs.size(); ++i) {
+    auto& f = m.fcs[i];
+    const std::string name = "fc" + std::to_string(i + 1) + ".weight";
+    reg.add_parameter(name, sparsereg::view<float>(f.w.data(), {f.out, f.in}), sparsereg::view<float>(f.gw.data(), {f.out, f.in}));
+    if (sgl) {
+      reg.add_penalty(name, sparsereg::sparse_group_lasso(o.lambda_group, o.lambda_l1, sparsereg::groups::input_neurons()), sched);
+      if (i + 1 < m.fcs.size() && o.lambda_group > 0)
+        reg.add_penalty(name, sparsereg::group_lasso(o.lambda_group, sparsereg::groups::output_neurons()), sched);
+    }
+    add_variance_penalty(reg, name, o, sparsereg::groups::input_neurons(), sched);
+  }
+}
+
+}  // namespace sparsereg_cnn

@@ -1,0 +1,57 @@
+#include <catch2/catch.hpp>
+
+#include <sparsereg/analysis/report.hpp>
+
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+using sparsereg::view;
+
+TEMPLATE_TEST_CASE("zero_slices finds all-zero filters and input channels of an OIHW tensor", "[analysis]", float,
+                   double) {
+  // 3 filters x 2 input channels x 2 x 2
+  std::vector<TestType> w(3 * 2 * 2 * 2, TestType(1));
+  // filter 1 entirely zero
+  for (std::size_t i = 0; i < 8; ++i) w[8 + i] = 0;
+  // input channel 0 zero in every filter
+  for (std::size_t o = 0; o < 3; ++o)
+    for (std::size_t k = 0; k < 4; ++k) w[o * 8 + k] = 0;
+  view<const TestType> v(w.data(), {3, 2, 2, 2});
+  CHECK(sparsereg::zero_slices(v, 0) == std::vector<bool>{false, true, false});
+  CHECK(sparsereg::zero_slices(v, 1) == std::vector<bool>{true, false});
+  CHECK(sparsereg::count_zero_slices(v, 0) == 1);
+  CHECK(sparsereg::count_zeros(v) == 8 + 8);
+  CHECK(sparsereg::sparsity(v).fraction() == Approx(16.0 / 24.0));
+  CHECK_THROWS_AS(sparsereg::zero_slices(v, 4), std::invalid_argument);
+}
+
+TEST_CASE("zero_slices follows strides (column-major matrix)", "[analysis]") {
+  // 2 x 3 matrix stored column-major: element (r, c) at r + 2c.
+  std::vector<float> m{1, 0, 0, 0, 2, 0};  // column 0 = (1,0), column 1 = (0,0), column 2 = (2,0)
+  view<float> v(m.data(), {2, 3}, {1, 2});
+  CHECK(sparsereg::zero_slices(v, 1) == std::vector<bool>{false, true, false});
+  CHECK(sparsereg::zero_slices(v, 0) == std::vector<bool>{false, true});
+}
+
+TEST_CASE("NaN never makes a slice look zero", "[analysis]") {
+  std::vector<float> m{0, std::numeric_limits<float>::quiet_NaN(), 0, 0};
+  view<float> v(m.data(), {2, 2});
+  CHECK(sparsereg::zero_slices(v, 0) == std::vector<bool>{false, true});
+  CHECK(sparsereg::count_zeros(v) == 3);
+}
+
+TEST_CASE("layer reports add up", "[analysis]") {
+  sparsereg::layer_report a, b;
+  a.params_before = 100;
+  a.params_after = 10;
+  b.params_before = 100;
+  b.params_after = 90;
+  b.collapsed = true;
+  const auto t = sparsereg::total_of({a, b});
+  CHECK(t.params_before == 200);
+  CHECK(t.params_after == 100);
+  CHECK(t.collapsed);
+  CHECK(a.removed_fraction() == Approx(0.9));
+}

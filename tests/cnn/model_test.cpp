@@ -1,0 +1,154 @@
+// Layers and model of the bundled CNN trainer: architecture strings, parameter counts and
+// finite-difference gradient checks of conv (with and without padding), max-pool, flatten
+// (including a compacted flatten gather) and linear layers.
+#include <catch2/catch.hpp>
+
+#include "cnn/model.hpp"
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+using namespace sparsereg_cnn;
+
+TEST_CASE("architecture strings and presets", "[cnn]") {
+  model def(architecture::parse("default"));
+  CHECK(def.parameter_count() == 303866);
+  CHECK(def.arch.str() == "c32k5-p2-c64k5-p2-f80-f10");
+  CHECK(def.fcs[0].in == 3136);
+  model lenet(architecture::parse("lenet5-caffe"));
+  CHECK(lenet.parameter_count() == 431080);
+  CHECK(lenet.fcs[0].in == 800);
+  CHECK(lenet.fcs[0].out == 500);
+  CHECK(architecture::parse("c20k5p0-p2-c50k5p0-p2-f500-f10").str() == "c20k5p0-p2-c50k5p0-p2-f500-f10");
+  CHECK(model(architecture::parse("f300-f100-f10")).parameter_count() == 784 * 300 + 300 + 300 * 100 + 100 + 1010);
+  for (const char* bad : {"x3", "c32", "c32k", "f10-c3k3", "c3k3-p2", "c0k3-f10", "c3k3q-f10", "f10--f10"})
+    CHECK_THROWS_AS(model(architecture::parse(bad)), std::invalid_argument);
+}
+
+namespace {
+
+double loss_of(model& m, const std::vector<float>& x, const std::vector<std::uint8_t>& y, std::vector<float>* dlogits) {
+  const std::size_t n = y.size();
+  const float* logits = m.forward(x.data(), n);
+  std::vector<float> d(n * m.classes());
+  const double l = softmax_cross_entropy(logits, y.data(), n, m.classes(), d.data(), nullptr) / static_cast<double>(n);
+  if (dlogits) *dlogits = d;
+  return l;
+}
+
+void gradient_check(model& m, std::size_t n, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  m.init(rng);
+  // Non-zero biases so ReLU kinks are not all at the same place.
+  for (auto& p : m.parameters())
+    if (!p.is_weight)
+      for (auto& b : *p.value) b = std::uniform_real_distribution<float>(0.05f, 0.2f)(rng);
+  const std::size_t image = m.arch.in_channels * m.arch.in_h * m.arch.in_w;
+  std::vector<float> x(n * image);
+  for (auto& v : x) v = std::uniform_real_distribution<float>(0.f, 1.f)(rng);
+  std::vector<std::uint8_t> y(n);
+  for (auto& v : y) v = static_cast<std::uint8_t>(rng() % m.classes());
+  std::vector<float> d;
+  loss_of(m, x, y, &d);
+  m.backward(d.data(), n);
+  auto params = m.parameters();
+  std::vector<std::vector<float>> analytic;
+  for (auto& p : params) analytic.push_back(*p.grad);
+  std::size_t checked = 0, bad = 0;
+  for (std::size_t pi = 0; pi < params.size(); ++pi) {
+    auto& v = *params[pi].value;
+    for (std::size_t t = 0; t < 6; ++t) {
+      const std::size_t i = (t * 7919 + pi * 104729) % v.size();
+      const float old = v[i];
+      const double a = analytic[pi][i];
+      bool ok = false;
+      double last = 0;
+      // A ReLU / max-pool kink inside [-h, h] spoils a central difference; a smaller h avoids it.
+      for (float h : {1e-2f, 3e-3f, 1e-3f}) {
+        v[i] = old + h;
+        const double lp = loss_of(m, x, y, nullptr);
+        v[i] = old - h;
+        const double lm = loss_of(m, x, y, nullptr);
+        v[i] = old;
+        last = (lp - lm) / (2.0 * static_cast<double>(h));
+        if (std::fabs(last - a) <= 1e-3 + 5e-2 * std::fabs(a)) ok = true;
+      }
+      ++checked;
+      if (!ok) {
+        ++bad;
+        UNSCOPED_INFO(params[pi].name << "[" << i << "]: analytic " << a << " numeric " << last);
+      }
+    }
+  }
+  CHECK(bad <= checked / 12);
+  // Directional derivative along random directions: all coordinates at once, so a single kink
+  // matters little and the loss change is well above float noise.
+  for (int dir = 0; dir < 3; ++dir) {
+    std::vector<std::vector<float>> u(params.size()), base(params.size());
+    double predicted = 0;
+    for (std::size_t pi = 0; pi < params.size(); ++pi) {
+      base[pi] = *params[pi].value;
+      u[pi].resize(base[pi].size());
+      for (std::size_t i = 0; i < u[pi].size(); ++i) {
+        u[pi][i] = std::normal_distribution<float>(0.f, 1.f)(rng);
+        predicted += static_cast<double>(u[pi][i]) * analytic[pi][i];
+      }
+    }
+    const float h = 1e-3f;
+    auto shift = [&](float s) {
+      for (std::size_t pi = 0; pi < params.size(); ++pi)
+        for (std::size_t i = 0; i < u[pi].size(); ++i) (*params[pi].value)[i] = base[pi][i] + s * u[pi][i];
+    };
+    shift(h);
+    const double lp = loss_of(m, x, y, nullptr);
+    shift(-h);
+    const double lm = loss_of(m, x, y, nullptr);
+    shift(0);
+    const double numeric = (lp - lm) / (2.0 * static_cast<double>(h));
+    CHECK(numeric == Approx(predicted).epsilon(0.05).margin(1e-3));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("gradients match finite differences", "[cnn]") {
+  SECTION("same-padded conv, pool, conv, pool, two linear layers") {
+    model m(architecture::parse("c3k3-p2-c4k3-p2-f6-f10", 1, 12, 12));
+    gradient_check(m, 5, 11);
+  }
+  SECTION("unpadded conv, odd sizes and a flatten gather") {
+    model m(architecture::parse("c2k3p0-p2-c3k2p0-f10", 1, 11, 11), {0, 2, 3, 7, 8, 11});
+    CHECK(m.fcs[0].in == 6);
+    gradient_check(m, 3, 2);
+  }
+  SECTION("padded conv alone") {
+    model m(architecture::parse("c3k3-f10", 1, 6, 6));
+    gradient_check(m, 3, 4);
+  }
+  SECTION("two padded convs") {
+    model m(architecture::parse("c2k3-c3k3-f10", 1, 6, 6));
+    gradient_check(m, 3, 4);
+  }
+  SECTION("padded conv and pool") {
+    model m(architecture::parse("c2k3-p2-f10", 1, 6, 6));
+    gradient_check(m, 3, 4);
+  }
+  SECTION("linear only") {
+    model m(architecture::parse("f7-f10", 1, 5, 5));
+    gradient_check(m, 4, 3);
+  }
+}
+
+TEST_CASE("batch results do not depend on chunking", "[cnn]") {
+  model m(architecture::parse("c4k5-p2-c8k5-p2-f16-f10"));
+  std::mt19937 rng(5);
+  m.init(rng);
+  std::vector<float> x(7 * 784);
+  for (auto& v : x) v = std::uniform_real_distribution<float>(0.f, 1.f)(rng);
+  std::vector<float> all(m.forward(x.data(), 7), m.forward(x.data(), 7) + 70);
+  for (std::size_t r = 0; r < 7; ++r) {
+    const float* one = m.forward(x.data() + r * 784, 1);
+    for (std::size_t c = 0; c < 10; ++c) CHECK(one[c] == Approx(all[r * 10 + c]).margin(1e-5));
+  }
+}

@@ -1,0 +1,172 @@
+// End-to-end behaviour of the trainer on a tiny synthetic data set: learning, bitwise resume,
+// corrupt-checkpoint rejection, export round trip, and a huge lambda that collapses layers.
+#include <catch2/catch.hpp>
+
+#include "cnn/synthetic.hpp"
+#include "cnn/trainer.hpp"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+using namespace sparsereg_cnn;
+
+namespace {
+
+const data_bundle& tiny_data() {
+  static const data_bundle d{synthetic_dataset(320, 1), synthetic_dataset(160, 2)};
+  return d;
+}
+
+options tiny_options() {
+  options o;
+  o.arch = "c4k5-p2-c8k5-p2-f16-f10";
+  o.epochs = 2;
+  o.batch = 32;
+  o.lr = 0.05;
+  o.threads = 1;
+  o.quiet = true;
+  o.progress = false;
+  o.lambda_group = 0.002;
+  o.lambda_l1 = 0.0001;
+  o.warmup_epochs = 0.5;
+  return o;
+}
+
+std::string temp_path(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / "sparsereg_cnn_trainer_test";
+  std::filesystem::create_directories(dir);
+  return (dir / name).string();
+}
+
+bool same_weights(model& a, model& b) {
+  auto pa = a.parameters(), pb = b.parameters();
+  if (pa.size() != pb.size()) return false;
+  for (std::size_t i = 0; i < pa.size(); ++i)
+    if (*pa[i].value != *pb[i].value) return false;
+  return true;
+}
+
+std::vector<std::uint8_t> slurp(const std::string& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::vector<std::uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+TEST_CASE("the trainer learns the synthetic task", "[cnn][trainer]") {
+  auto o = tiny_options();
+  o.lambda_group = 0;
+  o.lambda_l1 = 0;
+  std::ostringstream out;
+  const auto r = run_training(o, tiny_data(), out);
+  CHECK(r.test_accuracy > 0.9);
+  CHECK(r.compact_test_accuracy == r.test_accuracy);
+}
+
+TEST_CASE("resuming from a checkpoint reproduces the uninterrupted run bitwise", "[cnn][trainer]") {
+  const auto opt = GENERATE(std::string("sgd"), std::string("adam"));
+  auto o = tiny_options();
+  o.optimizer = opt;
+  if (opt == "adam") o.lr = 0.003;
+  std::ostringstream out;
+  o.epochs = 3;
+  o.save = temp_path("full_" + opt + ".ckpt");
+  auto full = run_training(o, tiny_data(), out);
+
+  o.epochs = 1;
+  o.save = temp_path("part_" + opt + ".ckpt");
+  run_training(o, tiny_data(), out);
+  o.epochs = 3;
+  o.resume = o.save;
+  o.save = temp_path("resumed_" + opt + ".ckpt");
+  auto resumed = run_training(o, tiny_data(), out);
+  CHECK(same_weights(full.trained, resumed.trained));
+  // The checkpoints themselves (weights, optimizer, RNG, steps, regularizer state) are identical.
+  CHECK(slurp(temp_path("full_" + opt + ".ckpt")) == slurp(o.save));
+}
+
+TEST_CASE("a corrupt checkpoint is rejected and nothing is overwritten", "[cnn][trainer]") {
+  auto o = tiny_options();
+  o.epochs = 1;
+  o.save = temp_path("good.ckpt");
+  std::ostringstream out;
+  run_training(o, tiny_data(), out);
+  auto bytes = slurp(o.save);
+  REQUIRE(bytes.size() > 100);
+  bytes[bytes.size() / 2] ^= 0x5a;
+  const std::string bad = temp_path("bad.ckpt");
+  {
+    std::ofstream f(bad, std::ios::binary | std::ios::trunc);
+    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  }
+  const auto good_before = slurp(o.save);
+  o.resume = bad;
+  o.epochs = 2;  // o.save still points at the good checkpoint
+  CHECK_THROWS_WITH(run_training(o, tiny_data(), out), Catch::Contains("checksum mismatch"));
+  CHECK(slurp(o.save) == good_before);
+  CHECK(slurp(bad) == bytes);
+  CHECK_THROWS_AS(load_checkpoint(temp_path("does_not_exist.ckpt")), std::runtime_error);
+  CHECK_THROWS_WITH(load_exported_model(o.save), Catch::Contains("not a sparsereg exported model"));
+}
+
+TEST_CASE("export writes the compacted model and it reloads with identical predictions", "[cnn][trainer]") {
+  auto o = tiny_options();
+  o.lambda_group = 0.02;
+  o.export_path = temp_path("model.bin");
+  std::ostringstream out;
+  auto r = run_training(o, tiny_data(), out);
+  model back = load_exported_model(o.export_path);
+  CHECK(back.arch.str() == r.compacted.arch.str());
+  CHECK(same_weights(back, r.compacted));
+  std::vector<std::uint8_t> p1, p2;
+  evaluate(back, tiny_data().test, 0, &p1);
+  evaluate(r.compacted, tiny_data().test, 0, &p2);
+  CHECK(p1 == p2);
+}
+
+TEST_CASE("a huge lambda collapses layers without crashing", "[cnn][trainer]") {
+  auto o = tiny_options();
+  o.lambda_group = 1000;
+  o.lambda_l1 = 10;
+  o.epochs = 1;
+  std::ostringstream out;
+  o.quiet = false;
+  const auto r = run_training(o, tiny_data(), out);
+  CHECK(r.collapsed);
+  CHECK(out.str().find("COLLAPSED") != std::string::npos);
+  CHECK(r.compact_test_accuracy == r.test_accuracy);
+  CHECK(r.compacted.parameter_count() < r.trained.parameter_count());
+}
+
+TEST_CASE("a diverging run stops with a clear error", "[cnn][trainer]") {
+  auto o = tiny_options();
+  o.lambda_group = 0;
+  o.lambda_l1 = 0;
+  o.lr = 1e30;
+  std::ostringstream out;
+  CHECK_THROWS_WITH(run_training(o, tiny_data(), out), Catch::Contains("loss is"));
+}
+
+TEST_CASE("fine-tuning continues on the compacted model", "[cnn][trainer]") {
+  auto o = tiny_options();
+  o.lambda_group = 0.02;
+  o.finetune_epochs = 1;
+  std::ostringstream out;
+  o.quiet = false;
+  const auto r = run_training(o, tiny_data(), out);
+  CHECK(out.str().find("fine-tune 1/1") != std::string::npos);
+  CHECK(r.compact_test_accuracy > 0.5);
+}
+
+TEST_CASE("the variance regularizer runs on group norms and on weights", "[cnn][trainer]") {
+  const auto mode = GENERATE(std::string("groups"), std::string("weights"));
+  auto o = tiny_options();
+  o.var_weight = 0.01;
+  o.var_on = mode;
+  o.epochs = 1;
+  std::ostringstream out;
+  const auto r = run_training(o, tiny_data(), out);
+  CHECK(r.test_accuracy > 0.2);
+}
