@@ -532,7 +532,16 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
   // so that update is one vector loop. Runs inside a group update the 8 lanes of that group:
   // stored [group][lane], two vector loads and stores per run.
   const bool crossing = r.identifies_group;
-  const auto at = [crossing, G](std::size_t lane, std::size_t g) { return crossing ? lane * G + g : g * lanes + lane; };
+  // Dense slabs (the input channels of an OIHW tensor: for each outer index, one contiguous I x HW
+  // slab whose rows are the groups' runs): each group has seen the same number of elements when
+  // a slab starts, so element k of every row goes to the same lane, (seen + k) mod 8. The slab is
+  // then accumulated column by column, one vector loop over consecutive groups per k, with the
+  // same per-lane order of additions as run by run. Lanes stored [lane][group] for that loop.
+  const bool slab_rows = !crossing && p.rank >= 2 && split == p.rank - 2 && r.stride_a == 1 &&
+                         p.axes[split].stride_a == static_cast<std::ptrdiff_t>(r.extent) &&
+                         p.axes[split].group_stride == 1 && r.extent < 4 * lanes;
+  const bool lane_major = crossing || slab_rows;
+  const auto at = [lane_major, G](std::size_t lane, std::size_t g) { return lane_major ? lane * G + g : g * lanes + lane; };
   std::vector<T> sq(lanes * G, T(0)), ab(lanes * G, T(0));
   std::vector<std::size_t> zeros(G, 0), seen(G, 0);
   std::vector<T> factor(writes ? G : 0);
@@ -541,7 +550,7 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
   // per-group stage of lcm(run, 8) elements and accumulated a whole stage at a time: every stage
   // then starts at lane 0 and is accumulated as vector blocks, with the same per-lane order of
   // additions as run by run. Only when the stages take at most a quarter of the tensor's size.
-  const bool short_runs = !crossing && r.extent < 2 * lanes;
+  const bool short_runs = !crossing && !slab_rows && r.extent < 2 * lanes;
   std::size_t stage_len = r.extent;
   while (stage_len % lanes != 0) stage_len += r.extent;
   const bool staged_runs = short_runs && G * stage_len <= p.size / 4;
@@ -576,6 +585,43 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
     }
   };
 
+  if (slab_rows) {
+    for_each_thread_share(nb, [&](std::size_t b0, std::size_t b1) {
+      if (b0 >= b1) return;
+      const std::size_t lo = block_begin(es, nb, b0), hi = block_begin(es, nb, b1);
+      const std::size_t len = r.extent;
+      // Column k of a tile of `tile` rows is one vector loop over the tile's consecutive groups,
+      // reading x with stride len (gathers); the zero counts of the tile stay 32-bit meanwhile.
+      constexpr std::size_t tile = 256;
+      for_each_run(p, split, lo, lo + 1, [&](const run_position& pos) {
+        const T* xs = x.data() + pos.offset_a;  // row lo of the slab; rows are len apart
+        const std::size_t first = seen[pos.group];
+        for (std::size_t i0 = lo; i0 < hi; i0 += tile) {
+          const std::size_t m = std::min(tile, hi - i0);
+          const std::size_t g0 = pos.group + (i0 - lo);
+          const T* xt = xs + (i0 - lo) * len;
+          std::uint32_t zt[tile] = {};
+          for (std::size_t k = 0; k < len; ++k) {
+            const std::size_t lane = (first + k) & (lanes - 1);
+            T* sql = sq.data() + at(lane, g0);
+            T* abl = ab.data() + at(lane, g0);
+            const T* xk = xt + k;
+            for (std::size_t i = 0; i < m; ++i) {
+              const T v = pre(xk[i * len]);
+              sql[i] = add_square(sql[i], v);
+              abl[i] += std::fabs(v);
+              if constexpr (writes) zt[i] += (v == T(0));  // only a prox reports zeros
+            }
+          }
+          for (std::size_t i = 0; i < m; ++i) {
+            zeros[g0 + i] += zt[i];
+            seen[g0 + i] += len;
+          }
+        }
+      });
+    });
+  } else {
+  // Row by row: each run continues its group's lanes.
   for_each_thread_share(nb, [&](std::size_t b0, std::size_t b1) {
     walk_blocks(b0, b1, [&](const run_position& pos, std::size_t lo, std::size_t hi) {
       const T* xp = x.data() + pos.offset_a;
@@ -652,6 +698,7 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
       }
     });
   });
+  }  // slab_rows
 
   sweep_totals parts[max_blocks];
   const std::size_t nbg = block_count(G);
