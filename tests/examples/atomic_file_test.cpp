@@ -13,30 +13,17 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "support/temp_dir.hpp"
 #include "common/atomic_file.hpp"
 
 namespace se = sparsereg_examples;
 namespace fs = std::filesystem;
 using Catch::Contains;
+using sparsereg_test::temp_dir;
 
 namespace {
 
 using bytes = std::vector<std::uint8_t>;
-
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::string tmpl = (fs::temp_directory_path() / "sparsereg_atomic_test_XXXXXX").string();
-        if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-        path = tmpl;
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
-        fs::remove_all(path, ec);
-    }
-    std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 bytes pattern(std::size_t n, unsigned seed) {
     bytes b(n);

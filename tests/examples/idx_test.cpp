@@ -15,31 +15,17 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "support/temp_dir.hpp"
 #include "common/idx.hpp"
 
 namespace se = sparsereg_examples;
 namespace fs = std::filesystem;
 using Catch::Contains;
+using sparsereg_test::temp_dir;
 
 namespace {
 
 using bytes = std::vector<std::uint8_t>;
-
-// A fresh directory under the system temp dir, removed with everything in it.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::string tmpl = (fs::temp_directory_path() / "sparsereg_idx_test_XXXXXX").string();
-        if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-        path = tmpl;
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
-        fs::remove_all(path, ec);
-    }
-    std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 void put_be32(bytes& b, std::uint32_t v) {
     for (int shift = 24; shift >= 0; shift -= 8) b.push_back(static_cast<std::uint8_t>(v >> shift));

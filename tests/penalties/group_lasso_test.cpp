@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <sparsereg/penalties/group_lasso.hpp>
+#include <support/properties.hpp>
 #include <support/reference.hpp>
 
 #include <algorithm>
@@ -123,18 +124,7 @@ TEMPLATE_TEST_CASE("group_lasso prox is nonexpansive", "[group_lasso][prox]", fl
   const std::size_t n = product(p.shape);
   ld cmax = 0;
   for (ld c : default_weights(members)) cmax = std::max(cmax, c);
-  for (int trial = 0; trial < 10; ++trial) {
-    CAPTURE(trial);
-    const auto a = random_grouped_values<T>(members, n, rng);
-    auto b = a;
-    std::normal_distribution<float> d(0.0f, trial % 2 ? 0.01f : 1.0f);
-    for (auto& v : b) v = static_cast<T>(static_cast<float>(v) + d(rng));
-    std::vector<T> pa(n), pb(n);
-    sparsereg::prox(pen, sparsereg::view<const T>(a.data(), p.shape), sparsereg::view<T>(pa.data(), p.shape), 1.0);
-    sparsereg::prox(pen, sparsereg::view<const T>(b.data(), p.shape), sparsereg::view<T>(pb.data(), p.shape), 1.0);
-    const ld slack = 2 * std::sqrt(static_cast<ld>(n)) * prox_tolerance<T>(n, std::max(max_abs(a), max_abs(b)) + 0.4L * cmax);
-    CHECK(distance(pa, pb) <= distance(a, b) + slack);
-  }
+  check_nonexpansive_trials<T>(pen, p.shape, members, rng, 10, 1.0, n, 0.4L * cmax);
 }
 
 TEMPLATE_TEST_CASE("group_lasso prox: step 0, lambda 0 and in place are exact", "[group_lasso][prox]", float, double) {
@@ -211,22 +201,8 @@ TEST_CASE("group_lasso gradient matches central finite differences", "[group_las
   std::mt19937 rng(7300u + static_cast<unsigned>(preset_index));
   const group_lasso pen(0.9, p.grouping());
   const std::size_t n = product(p.shape);
-  auto x = random_away_from_zero<double>(n, 0.1f, 1.0f, rng);
-  std::vector<double> g(n, 0.0);
-  sparsereg::add_gradient(pen, sparsereg::view<const double>(x.data(), p.shape), sparsereg::view<double>(g.data(), p.shape));
-  const double h = 1e-6;
-  ld num = 0, den = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    auto xp = x, xm = x;
-    xp[i] += h;
-    xm[i] -= h;
-    const double fd = (sparsereg::value(pen, sparsereg::view<const double>(xp.data(), p.shape)) -
-                       sparsereg::value(pen, sparsereg::view<const double>(xm.data(), p.shape))) /
-                      (2 * h);
-    num += (g[i] - fd) * (g[i] - fd);
-    den += (g[i] + fd) * (g[i] + fd);
-  }
-  CHECK(std::sqrt(num / den) < 1e-6);
+  const auto x = random_away_from_zero<double>(n, 0.1f, 1.0f, rng);
+  CHECK(central_difference_error(pen, x, p.shape, 1e-6) < 1e-6);
 }
 
 TEMPLATE_TEST_CASE("group_lasso gradient: zero groups get exactly 0", "[group_lasso][gradient]", float, double) {

@@ -6,6 +6,7 @@
 
 #include <sparsereg/penalties/hard_threshold.hpp>
 #include <support/reference.hpp>
+#include <support/separable.hpp>
 
 #include <cmath>
 #include <limits>
@@ -16,15 +17,6 @@ using namespace sparsereg_test;
 using sparsereg::hard_threshold;
 
 namespace {
-
-const std::vector<std::vector<std::size_t>> shapes = {{3, 2, 2, 3}, {4, 5}, {37}, {2, 3, 4}};
-
-template <class T>
-std::size_t zero_count(const std::vector<T>& y) {
-  std::size_t n = 0;
-  for (T v : y) n += v == T(0);
-  return n;
-}
 
 /// y_i must be exactly 0 or exactly x_i, and its cost step*lambda*[y != 0] + (y - x)^2/2 must not
 /// exceed the other candidate's. The library compares |x| with sqrt(2 step lambda) rounded to T,
@@ -59,7 +51,7 @@ TEST_CASE("hard_threshold traits", "[hard_threshold]") {
 TEMPLATE_TEST_CASE("hard_threshold prox: global optimality, reference, reported result", "[hard_threshold][prox]",
                    float, double) {
   using T = TestType;
-  const auto shape = GENERATE(from_range(shapes));
+  const auto shape = GENERATE(from_range(separable_shapes));
   const auto lay = GENERATE(layout::contiguous, layout::padded, layout::reversed);
   const double step = GENERATE(0.25, 1.0, 3.0);
   const double lambda = GENERATE(0.01, 0.25, 0.8);
@@ -98,81 +90,20 @@ TEMPLATE_TEST_CASE("hard_threshold prox: global optimality, reference, reported 
 
 TEMPLATE_TEST_CASE("hard_threshold prox: step 0, lambda 0 and in place are exact", "[hard_threshold][prox]", float,
                    double) {
-  using T = TestType;
-  const auto shape = GENERATE(from_range(shapes));
-  const auto lay = GENERATE(layout::contiguous, layout::padded, layout::reversed);
-  CAPTURE(shape, layout_name(lay));
-  std::mt19937 rng(323);
-  tensor<T> x(shape, lay);
-  const auto xv = random_grouped_values<T>(singletons(x.size()), x.size(), rng);  // includes -0.0
-  x.assign(xv);
-  {
-    tensor<T> y(shape, lay);
-    sparsereg::prox(hard_threshold(0.5), x.cview(), y.view(), 0.0);
-    CHECK(bitwise_equal(y.values(), xv));
-  }
-  {
-    tensor<T> y(shape, lay);
-    sparsereg::prox(hard_threshold(0.0), x.cview(), y.view(), 2.0);
-    CHECK(bitwise_equal(y.values(), xv));
-  }
-  {
-    tensor<T> y(shape, lay);
-    const auto r1 = sparsereg::prox(hard_threshold(0.1), x.cview(), y.view(), 1.0);
-    tensor<T> z = x;
-    const auto r2 = sparsereg::prox(hard_threshold(0.1), z.cview(), z.view(), 1.0);
-    CHECK(bitwise_equal(z.values(), y.values()));
-    CHECK(r1.value == r2.value);
-    CHECK(z.touched_padding() == 0);
-  }
+  check_exact_identities<hard_threshold, TestType>(323, 0.1);
 }
 
 TEMPLATE_TEST_CASE("hard_threshold prox with per-element steps", "[hard_threshold][prox][steps]", float, double) {
   using T = TestType;
-  const auto shape = GENERATE(from_range(shapes));
-  const auto lay = GENERATE(layout::contiguous, layout::reversed);
-  CAPTURE(shape, layout_name(lay));
-  std::mt19937 rng(424);
-  const std::size_t n = product(shape);
-  tensor<T> x(shape, lay);
-  const auto xv = random_grouped_values<T>(singletons(n), n, rng);
-  x.assign(xv);
   const double lambda = 0.15;
-
-  SECTION("equal steps give the scalar-step prox, bit for bit") {
-    for (const float s : {0.0f, 0.1f, 0.7f, 1.0f, 2.3f}) {
-      CAPTURE(s);
-      tensor<T> steps(shape, lay);
-      steps.assign(std::vector<T>(n, static_cast<T>(s)));
-      tensor<T> y1(shape, lay), y2(shape, lay);
-      const auto r1 = sparsereg::prox(hard_threshold(lambda), x.cview(), y1.view(), steps.cview());
-      const auto r2 =
-          sparsereg::prox(hard_threshold(lambda), x.cview(), y2.view(), static_cast<double>(static_cast<T>(s)));
-      CHECK(bitwise_equal(y1.values(), y2.values()));
-      CHECK(r1.value == r2.value);
-    }
-  }
-  SECTION("different steps: each element is optimal for its own step; step 0 keeps it exactly") {
-    std::uniform_real_distribution<float> u(0.0f, 3.0f);
-    std::vector<T> sv(n);
-    for (std::size_t i = 0; i < n; ++i) sv[i] = i % 7 == 3 ? T(0) : static_cast<T>(u(rng));
-    tensor<T> steps(shape, lay);
-    steps.assign(sv);
-    tensor<T> y(shape, layout::contiguous);
-    const auto r = sparsereg::prox(hard_threshold(lambda), x.cview(), y.view(), steps.cview());
-    const auto yv = y.values();
-    for (std::size_t i = 0; i < n; ++i) {
-      CAPTURE(i, xv[i], sv[i], yv[i]);
-      if (sv[i] == T(0)) {
-        CHECK(bitwise_equal(yv[i], xv[i]));
-        continue;
-      }
-      const auto v = check_l0_element(xv[i], yv[i], static_cast<ld>(sv[i]) * lambda);
-      INFO(v.detail);
-      CHECK(v.ok);
-    }
-    CHECK(r.zero_elements == zero_count(yv));
-  }
+  check_per_element_steps<hard_threshold, T>(
+      424, lambda,
+      [lambda](T x, T y, T s) {
+        const auto v = check_l0_element(x, y, static_cast<ld>(s) * lambda);
+        INFO(v.detail);
+        CHECK(v.ok);
+      },
+      {/*in_place_zero_elements=*/false, /*equal_steps_zero_elements=*/false, /*steps_zero_elements=*/true});
 }
 
 TEMPLATE_TEST_CASE("hard_threshold golden values on a 3x4 tensor", "[hard_threshold][golden]", float, double) {

@@ -5,6 +5,7 @@
 
 #include <sparsereg/penalties/kl_gaussian.hpp>
 #include <sparsereg/regularizer.hpp>
+#include <support/penalty_calls.hpp>
 
 #include <cmath>
 #include <limits>
@@ -15,38 +16,10 @@
 using sparsereg::kl_gaussian;
 using sparsereg::scale_mode;
 using sparsereg::view;
-
-namespace {
-
-template <class T>
-double value_of(const kl_gaussian& p, const std::vector<T>& w) {
-  return sparsereg::value(p, view<const T>(w.data(), {w.size()}));
-}
-template <class T>
-std::vector<T> gradient_of(const kl_gaussian& p, const std::vector<T>& w) {
-  std::vector<T> g(w.size(), T(0));
-  sparsereg::add_gradient(p, view<const T>(w.data(), {w.size()}), view<T>(g.data(), {g.size()}));
-  return g;
-}
-std::vector<double> normal_sample(std::size_t n, double mu, double sigma, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> z(mu, sigma);
-  std::vector<double> w(n);
-  for (auto& x : w) x = z(rng);
-  return w;
-}
-template <class F>
-void require_throws_naming(F&& f, const std::string& name) {
-  try {
-    f();
-    FAIL("expected std::invalid_argument naming " << name);
-  } catch (const std::invalid_argument& e) {
-    INFO(e.what());
-    CHECK(std::string(e.what()).find(name) != std::string::npos);
-  }
-}
-
-}  // namespace
+using sparsereg_test::gradient_of;
+using sparsereg_test::normal_sample;
+using sparsereg_test::require_throws_naming;
+using sparsereg_test::value_of;
 
 static_assert(kl_gaussian::has_gradient && !kl_gaussian::has_prox && kl_gaussian::smooth && !kl_gaussian::separable &&
               !kl_gaussian::convex);

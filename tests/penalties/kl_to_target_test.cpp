@@ -6,6 +6,7 @@
 
 #include <sparsereg/penalties/kl_to_target.hpp>
 #include <sparsereg/regularizer.hpp>
+#include <support/penalty_calls.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -20,20 +21,12 @@ using sparsereg::kl_to_target;
 using sparsereg::scale_mode;
 using sparsereg::target;
 using sparsereg::view;
+using sparsereg_test::gradient_of;
+using sparsereg_test::normal_sample;
+using sparsereg_test::require_throws_naming;
+using sparsereg_test::value_of;
 
 namespace {
-
-template <class T>
-double value_of(const kl_to_target& p, const std::vector<T>& w) {
-  return sparsereg::value(p, view<const T>(w.data(), {w.size()}));
-}
-
-template <class T>
-std::vector<T> gradient_of(const kl_to_target& p, const std::vector<T>& w) {
-  std::vector<T> g(w.size(), T(0));
-  sparsereg::add_gradient(p, view<const T>(w.data(), {w.size()}), view<T>(g.data(), {g.size()}));
-  return g;
-}
 
 /// Draws n samples from pi*N(0, s0^2) + (1-pi)*N(0, s1^2).
 std::vector<double> spike_and_slab_sample(std::size_t n, double pi, double s0, double s1, unsigned seed) {
@@ -43,29 +36,6 @@ std::vector<double> spike_and_slab_sample(std::size_t n, double pi, double s0, d
   std::vector<double> w(n);
   for (auto& x : w) x = (u(rng) < pi ? s0 : s1) * z(rng);
   return w;
-}
-
-std::vector<double> gaussian_sample(std::size_t n, double sigma, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> z(0.0, sigma);
-  std::vector<double> w(n);
-  for (auto& x : w) x = z(rng);
-  return w;
-}
-
-bool message_has(const std::invalid_argument& e, const std::string& s) {
-  return std::string(e.what()).find(s) != std::string::npos;
-}
-
-template <class F>
-void require_throws_naming(F&& f, const std::string& name) {
-  try {
-    f();
-    FAIL("expected std::invalid_argument naming " << name);
-  } catch (const std::invalid_argument& e) {
-    INFO(e.what());
-    CHECK(message_has(e, name));
-  }
 }
 
 }  // namespace
@@ -150,7 +120,7 @@ TEST_CASE("kl_to_target: a large sample of the target itself gives KL ~ 0, anoth
   const double tol = 4.0 * (B - 1) / (2.0 * N);
   const target t = target::spike_and_slab(0.5, 0.1, 1.0, scale_mode::absolute);
   const auto same = spike_and_slab_sample(N, 0.5, 0.1, 1.0, 11);
-  const auto other = gaussian_sample(N, 0.7, 12);
+  const auto other = normal_sample(N, 0.0, 0.7, 12);
   for (const kl_support& s : {kl_support::fixed(6.0), kl_support::max_abs(1.0)}) {
     const kl_to_target p(1.0, t, B, s);
     const double v_same = value_of(p, same);
@@ -281,7 +251,7 @@ TEST_CASE("kl_to_target: gradient descent moves a Gaussian sample toward the ske
   // the others. The KL is a mean over N weights, so its gradient is O(1 / (N h)); the step
   // N * h0^2 moves a weight by about one bin width per unit of log-density ratio.
   const std::size_t N = 4000, B = 128;
-  auto w = gaussian_sample(N, 1.0, 99);
+  auto w = normal_sample(N, 0.0, 1.0, 99);
   const kl_to_target p(1.0, target::spike_and_slab(0.7, 0.05, 2.5, scale_mode::relative), B, kl_support::max_abs(1.25));
   auto near_zero = [](const std::vector<double>& v) {
     return static_cast<double>(std::count_if(v.begin(), v.end(), [](double x) { return std::fabs(x) < 0.1; })) /
@@ -399,7 +369,7 @@ TEMPLATE_TEST_CASE("kl_to_target: degenerate inputs give defined results or clea
 }
 
 TEST_CASE("kl_to_target: scaled copies share the resolved state, fresh copies do not", "[kl_to_target]") {
-  const auto w = gaussian_sample(1000, 2.0, 4);
+  const auto w = normal_sample(1000, 0.0, 2.0, 4);
   const kl_to_target p(0.5);
   CHECK(std::isnan(p.reference_scale()));
   const double v = value_of(p, w);
@@ -433,7 +403,7 @@ TEST_CASE("kl_to_target: scaled copies share the resolved state, fresh copies do
 }
 
 TEST_CASE("kl_to_target: tracked support equals a fixed support until the data leave it", "[kl_to_target]") {
-  auto w = gaussian_sample(500, 1.0, 6);
+  auto w = normal_sample(500, 0.0, 1.0, 6);
   double m = 0.0;
   for (double x : w) m = std::max(m, std::fabs(x));
   const target t = target::laplace(0.4, scale_mode::absolute);
@@ -450,7 +420,7 @@ TEST_CASE("kl_to_target: tracked support equals a fixed support until the data l
 }
 
 TEST_CASE("kl_to_target: works through the regularizer façade", "[kl_to_target]") {
-  auto w = gaussian_sample(256, 1.0, 17);
+  auto w = normal_sample(256, 0.0, 1.0, 17);
   std::vector<double> g(w.size(), 0.0);
   sparsereg::regularizer<double> reg;
   reg.add_parameter("w", view<double>(w.data(), {16, 16}), view<double>(g.data(), {16, 16}));
@@ -468,7 +438,7 @@ TEST_CASE("kl_to_target: works through the regularizer façade", "[kl_to_target]
 
 TEST_CASE("kl_to_target: Eigen (column-major) and xtensor containers give the view results", "[kl_to_target]") {
   const std::size_t R = 20, C = 15;
-  const auto wv = gaussian_sample(R * C, 1.0, 31);  // row-major reference
+  const auto wv = normal_sample(R * C, 0.0, 1.0, 31);  // row-major reference
   Eigen::MatrixXf em(R, C);                          // column-major storage
   xt::xtensor<float, 2> xm = xt::zeros<float>({R, C});
   std::vector<float> wf(wv.begin(), wv.end());

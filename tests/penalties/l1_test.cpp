@@ -6,6 +6,7 @@
 
 #include <sparsereg/penalties/l1.hpp>
 #include <support/reference.hpp>
+#include <support/separable.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -16,23 +17,10 @@
 using namespace sparsereg_test;
 using sparsereg::l1;
 
-namespace {
-
-const std::vector<std::vector<std::size_t>> shapes = {{3, 2, 2, 3}, {4, 5}, {37}, {2, 3, 4}};
-
-template <class T>
-std::size_t zero_count(const std::vector<T>& y) {
-  std::size_t n = 0;
-  for (T v : y) n += v == T(0);
-  return n;
-}
-
-}  // namespace
-
 TEMPLATE_TEST_CASE("l1 prox: optimality, Moreau decomposition, reference, reported result", "[l1][prox]", float,
                    double) {
   using T = TestType;
-  const auto shape = GENERATE(from_range(shapes));
+  const auto shape = GENERATE(from_range(separable_shapes));
   const auto lay = GENERATE(layout::contiguous, layout::padded, layout::reversed);
   const double step = GENERATE(0.25, 1.0, 3.0);
   const double lambda = GENERATE(0.05, 0.4);
@@ -83,102 +71,25 @@ TEMPLATE_TEST_CASE("l1 prox: optimality, Moreau decomposition, reference, report
 }
 
 TEMPLATE_TEST_CASE("l1 prox is nonexpansive", "[l1][prox]", float, double) {
-  using T = TestType;
-  std::mt19937 rng(202);
-  const std::size_t n = 60;
-  const auto members = singletons(n);
-  for (int trial = 0; trial < 20; ++trial) {
-    CAPTURE(trial);
-    const auto a = random_grouped_values<T>(members, n, rng);
-    auto b = a;
-    std::normal_distribution<float> d(0.0f, trial % 2 ? 0.01f : 1.0f);
-    for (auto& v : b) v = static_cast<T>(static_cast<float>(v) + d(rng));
-    std::vector<T> pa(n), pb(n);
-    sparsereg::prox(l1(0.3), a, pa, 0.7);
-    sparsereg::prox(l1(0.3), b, pb, 0.7);
-    const ld slack = 2 * std::sqrt(static_cast<ld>(n)) * prox_tolerance<T>(1, std::max(max_abs(a), max_abs(b)) + 0.21L);
-    CHECK(distance(pa, pb) <= distance(a, b) + slack);
-  }
+  check_nonexpansive<l1, TestType>(202, 0.21L);
 }
 
 TEMPLATE_TEST_CASE("l1 prox: step 0, lambda 0 and in place are exact", "[l1][prox]", float, double) {
-  using T = TestType;
-  const auto shape = GENERATE(from_range(shapes));
-  const auto lay = GENERATE(layout::contiguous, layout::padded, layout::reversed);
-  CAPTURE(shape, layout_name(lay));
-  std::mt19937 rng(303);
-  tensor<T> x(shape, lay);
-  const auto xv = random_grouped_values<T>(singletons(x.size()), x.size(), rng);  // includes -0.0
-  x.assign(xv);
-  {
-    tensor<T> y(shape, lay);
-    sparsereg::prox(l1(0.5), x.cview(), y.view(), 0.0);
-    CHECK(bitwise_equal(y.values(), xv));
-  }
-  {
-    tensor<T> y(shape, lay);
-    sparsereg::prox(l1(0.0), x.cview(), y.view(), 2.0);
-    CHECK(bitwise_equal(y.values(), xv));
-  }
-  {
-    tensor<T> y(shape, lay);
-    const auto r1 = sparsereg::prox(l1(0.3), x.cview(), y.view(), 1.0);
-    tensor<T> z = x;
-    const auto r2 = sparsereg::prox(l1(0.3), z.cview(), z.view(), 1.0);
-    CHECK(bitwise_equal(z.values(), y.values()));
-    CHECK(r1.value == r2.value);
-    CHECK(r1.zero_elements == r2.zero_elements);
-    CHECK(z.touched_padding() == 0);
-  }
+  check_exact_identities<l1, TestType>(303, 0.3, {/*in_place_zero_elements=*/true, false, false});
 }
 
 TEMPLATE_TEST_CASE("l1 prox with per-element steps", "[l1][prox][steps]", float, double) {
   using T = TestType;
-  const auto shape = GENERATE(from_range(shapes));
-  const auto lay = GENERATE(layout::contiguous, layout::reversed);
-  CAPTURE(shape, layout_name(lay));
-  std::mt19937 rng(404);
-  const std::size_t n = product(shape);
-  tensor<T> x(shape, lay);
-  const auto xv = random_grouped_values<T>(singletons(n), n, rng);
-  x.assign(xv);
   const double lambda = 0.35;
-
-  SECTION("equal steps give the scalar-step prox, bit for bit") {
-    for (const float s : {0.0f, 0.1f, 0.7f, 1.0f, 2.3f}) {
-      CAPTURE(s);
-      tensor<T> steps(shape, lay);
-      steps.assign(std::vector<T>(n, static_cast<T>(s)));
-      tensor<T> y1(shape, lay), y2(shape, lay);
-      const auto r1 = sparsereg::prox(l1(lambda), x.cview(), y1.view(), steps.cview());
-      const auto r2 = sparsereg::prox(l1(lambda), x.cview(), y2.view(), static_cast<double>(static_cast<T>(s)));
-      CHECK(bitwise_equal(y1.values(), y2.values()));
-      CHECK(r1.value == r2.value);
-      CHECK(r1.zero_elements == r2.zero_elements);
-    }
-  }
-  SECTION("different steps: each element is optimal for its own step; step 0 keeps it exactly") {
-    std::uniform_real_distribution<float> u(0.0f, 3.0f);
-    std::vector<T> sv(n);
-    for (std::size_t i = 0; i < n; ++i) sv[i] = i % 7 == 3 ? T(0) : static_cast<T>(u(rng));
-    tensor<T> steps(shape, lay);
-    steps.assign(sv);
-    tensor<T> y(shape, layout::contiguous);
-    const auto r = sparsereg::prox(l1(lambda), x.cview(), y.view(), steps.cview());
-    const auto yv = y.values();
-    for (std::size_t i = 0; i < n; ++i) {
-      CAPTURE(i, xv[i], sv[i], yv[i]);
-      if (sv[i] == T(0)) {
-        CHECK(bitwise_equal(yv[i], xv[i]));
-        continue;
-      }
-      const auto one = check_sgl_optimality(std::vector<T>{xv[i]}, std::vector<T>{yv[i]}, static_cast<ld>(sv[i]), 0,
-                                            lambda, singletons(1), std::vector<ld>{0});
-      INFO(one.detail);
-      CHECK(one.ok);
-    }
-    CHECK(r.zero_elements == zero_count(yv));
-  }
+  check_per_element_steps<l1, T>(
+      404, lambda,
+      [lambda](T x, T y, T s) {
+        const auto one = check_sgl_optimality(std::vector<T>{x}, std::vector<T>{y}, static_cast<ld>(s), 0, lambda,
+                                              singletons(1), std::vector<ld>{0});
+        INFO(one.detail);
+        CHECK(one.ok);
+      },
+      {/*in_place_zero_elements=*/false, /*equal_steps_zero_elements=*/true, /*steps_zero_elements=*/true});
 }
 
 TEMPLATE_TEST_CASE("l1 golden values on a 3x4 tensor", "[l1][golden]", float, double) {
@@ -203,22 +114,7 @@ TEMPLATE_TEST_CASE("l1 golden values on a 3x4 tensor", "[l1][golden]", float, do
 TEST_CASE("l1 gradient matches central finite differences away from zero", "[l1][gradient]") {
   // |w_i| >= 0.1 and h = 1e-6: l1 is linear between kinks, so the only error is rounding,
   // eps |R| / h <= 1e-8 for |R| <= 50; relative error 1e-6 is generous and catches any wrong sign.
-  std::mt19937 rng(505);
-  const std::size_t n = 40;
-  auto x = random_away_from_zero<double>(n, 0.1f, 1.0f, rng);
-  std::vector<double> g(n, 0.0);
-  sparsereg::add_gradient(l1(0.8), x, g);
-  const double h = 1e-6;
-  ld num = 0, den = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    auto xp = x, xm = x;
-    xp[i] += h;
-    xm[i] -= h;
-    const double fd = (sparsereg::value(l1(0.8), xp) - sparsereg::value(l1(0.8), xm)) / (2 * h);
-    num += (g[i] - fd) * (g[i] - fd);
-    den += (g[i] + fd) * (g[i] + fd);
-  }
-  CHECK(std::sqrt(num / den) < 1e-6);
+  check_gradient_matches_central_differences<l1>(505, 0.1f, 1.0f, 0.8);
 }
 
 TEMPLATE_TEST_CASE("l1 gradient at zero is exactly 0 and accumulates", "[l1][gradient]", float, double) {
@@ -234,27 +130,7 @@ TEMPLATE_TEST_CASE("l1 gradient at zero is exactly 0 and accumulates", "[l1][gra
 
 TEMPLATE_TEST_CASE("l1: NaN stays in its element, zero-size is a no-op", "[l1][nan]", float, double) {
   using T = TestType;
-  std::mt19937 rng(606);
-  const std::size_t n = 50;
-  auto x = random_grouped_values<T>(singletons(n), n, rng);
-  std::vector<T> clean(n), g_clean(n, T(0));
-  sparsereg::prox(l1(0.2), x, clean, 1.0);
-  sparsereg::add_gradient(l1(0.2), x, g_clean);
-  x[17] = std::numeric_limits<T>::quiet_NaN();
-  CHECK(std::isnan(sparsereg::value(l1(0.2), x)));
-  std::vector<T> y(n), g(n, T(0));
-  CHECK(std::isnan(sparsereg::prox(l1(0.2), x, y, 1.0).value));
-  sparsereg::add_gradient(l1(0.2), x, g);
-  for (std::size_t i = 0; i < n; ++i) {
-    CAPTURE(i);
-    if (i == 17) {
-      CHECK(std::isnan(y[i]));
-      CHECK(std::isnan(g[i]));
-    } else {
-      CHECK(bitwise_equal(y[i], clean[i]));
-      CHECK(bitwise_equal(g[i], g_clean[i]));
-    }
-  }
+  check_nan_stays_in_its_element<l1, T>(606, 0.2);
 
   T cell = T(5), other = T(7);
   const sparsereg::view<T> e(&cell, {3, 0, 2});

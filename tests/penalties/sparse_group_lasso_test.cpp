@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <sparsereg/penalties/sparse_group_lasso.hpp>
+#include <support/properties.hpp>
 #include <support/reference.hpp>
 
 #include <algorithm>
@@ -139,22 +140,9 @@ TEMPLATE_TEST_CASE("sparse_group_lasso prox is nonexpansive", "[sparse_group_las
   const double step = parameter_sets[params][0], lg = parameter_sets[params][1], l1 = parameter_sets[params][2];
   CAPTURE(w.p.name, step, lg, l1);
   const sparse_group_lasso pen(lg, l1, w.grp);
-  for (int trial = 0; trial < 10; ++trial) {
-    CAPTURE(trial);
-    auto a = random_grouped_values<T>(w.members, product(w.p.shape), rng);
-    auto b = a;
-    // Nearby points (where rounding matters most) and far ones.
-    std::normal_distribution<float> d(0.0f, trial % 2 ? 0.01f : 1.0f);
-    for (auto& v : b) v = static_cast<T>(static_cast<float>(v) + d(rng));
-    std::vector<T> pa(a.size()), pb(b.size());
-    sparsereg::prox(pen, sparsereg::view<const T>(a.data(), w.p.shape), sparsereg::view<T>(pa.data(), w.p.shape), step);
-    sparsereg::prox(pen, sparsereg::view<const T>(b.data(), w.p.shape), sparsereg::view<T>(pb.data(), w.p.shape), step);
-    // Each output carries at most prox_tolerance of error; the errors of both add.
-    const ld cmax = *std::max_element(w.weights.begin(), w.weights.end());
-    const ld slack = 2 * std::sqrt(static_cast<ld>(a.size())) *
-                     prox_tolerance<T>(a.size(), std::max(max_abs(a), max_abs(b)) + step * (l1 + lg * cmax));
-    CHECK(distance(pa, pb) <= distance(a, b) + slack);
-  }
+  const ld cmax = *std::max_element(w.weights.begin(), w.weights.end());
+  check_nonexpansive_trials<T>(pen, w.p.shape, w.members, rng, 10, step, product(w.p.shape),
+                               step * (l1 + lg * cmax));
 }
 
 TEMPLATE_TEST_CASE("sparse_group_lasso prox: step 0, lambda 0 and in place are exact", "[sparse_group_lasso][prox]",
@@ -319,23 +307,8 @@ TEST_CASE("sparse_group_lasso gradient matches central finite differences", "[sp
   CAPTURE(w.p.name, weighting);
   const sparse_group_lasso pen(0.7, 0.3, w.grp);
   const std::size_t n = product(w.p.shape);
-  auto x = random_away_from_zero<double>(n, 0.1f, 1.0f, rng);
-  std::vector<double> g(n, 0.0);
-  const sparsereg::view<const double> xv(x.data(), w.p.shape);
-  sparsereg::add_gradient(pen, xv, sparsereg::view<double>(g.data(), w.p.shape));
-  const double h = 1e-6;
-  ld num = 0, den = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    auto xp = x, xm = x;
-    xp[i] += h;
-    xm[i] -= h;
-    const double fd = (sparsereg::value(pen, sparsereg::view<const double>(xp.data(), w.p.shape)) -
-                       sparsereg::value(pen, sparsereg::view<const double>(xm.data(), w.p.shape))) /
-                      (2 * h);
-    num += (g[i] - fd) * (g[i] - fd);
-    den += (g[i] + fd) * (g[i] + fd);
-  }
-  CHECK(std::sqrt(num / den) < 1e-6);
+  const auto x = random_away_from_zero<double>(n, 0.1f, 1.0f, rng);
+  CHECK(central_difference_error(pen, x, w.p.shape, 1e-6) < 1e-6);
 }
 
 TEMPLATE_TEST_CASE("sparse_group_lasso gradient at the kinks is the minimum-norm subgradient",
