@@ -42,6 +42,34 @@ TEST_CASE("NaN never makes a slice look zero", "[analysis]") {
   CHECK(sparsereg::count_zeros(v) == 3);
 }
 
+TEST_CASE("zero_slices: the contiguous early-exit scan agrees with an element-by-element reference", "[analysis]") {
+  // 7 filters x 3 x 2 x 2 (12 elements each); filter j has its only non-zero at position pos[j]
+  // (-1: none), so the scan must find non-zeros at the first, middle and last element, and NaN.
+  const std::size_t O = 7, len = 12;
+  const int pos[O] = {0, -1, 11, 5, -1, 1, 10};
+  std::vector<float> w(O * len, 0.f);
+  for (std::size_t j = 0; j < O; ++j)
+    if (pos[j] >= 0) w[j * len + static_cast<std::size_t>(pos[j])] = (j == 6) ? std::numeric_limits<float>::quiet_NaN() : -0.5f;
+  w[1 * len + 3] = -0.0f;  // negative zero is zero
+  std::vector<bool> expected(O);
+  for (std::size_t j = 0; j < O; ++j) {
+    bool zero = true;
+    for (std::size_t k = 0; k < len; ++k) zero = zero && w[j * len + k] == 0.f;
+    expected[j] = zero;
+  }
+  CHECK(expected == std::vector<bool>{false, true, false, false, true, false, false});
+  CHECK(sparsereg::zero_slices(view<const float>(w.data(), {O, 3, 2, 2}), 0) == expected);
+  // The same elements seen through a strided (non-contiguous) view take the general path: equal.
+  std::vector<float> padded(O * len * 2, 1.f);
+  for (std::size_t i = 0; i < w.size(); ++i) padded[2 * i] = w[i];
+  const view<const float> strided(padded.data(), {O, 3, 2, 2}, {24, 8, 4, 2});
+  CHECK_FALSE(strided.is_contiguous());
+  CHECK(sparsereg::zero_slices(strided, 0) == expected);
+  // Zero-size tensors: every slice of an empty extent is (vacuously) zero, no slices at all.
+  CHECK(sparsereg::zero_slices(view<const float>(w.data(), {3, 0}), 0) == std::vector<bool>{true, true, true});
+  CHECK(sparsereg::zero_slices(view<const float>(w.data(), {0, 4}), 0).empty());
+}
+
 TEST_CASE("layer reports add up", "[analysis]") {
   sparsereg::layer_report a, b;
   a.params_before = 100;

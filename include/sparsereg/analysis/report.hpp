@@ -94,8 +94,23 @@ tensor_sparsity sparsity(view<T> w) {
 template <class T>
 std::vector<bool> zero_slices(view<T> w, std::size_t axis) {
   detail::check_axis("zero_slices", axis, w.rank());
-  std::vector<bool> nonzero(w.extent(axis), false);
   const auto* p = w.data();
+  if (axis == 0 && w.is_contiguous()) {
+    // Slice j is one contiguous range: stop at its first non-zero element. A trainer calls this
+    // every step, and almost every slice of a live layer ends the scan at its first element.
+    const std::size_t n = w.extent(0), len = n == 0 ? 0 : w.size() / n;
+    std::vector<bool> zero(n, true);
+    for (std::size_t j = 0; j < n; ++j) {
+      const auto* s = p + j * len;
+      for (std::size_t k = 0; k < len; ++k)
+        if (s[k] != 0) {  // NaN != 0, so NaN keeps its slice
+          zero[j] = false;
+          break;
+        }
+    }
+    return zero;
+  }
+  std::vector<bool> nonzero(w.extent(axis), false);
   detail::for_each_element(w, axis, [&](std::ptrdiff_t off, std::size_t j) {
     if (p[off] != 0) nonzero[j] = true;  // NaN != 0, so NaN keeps its slice
   });
