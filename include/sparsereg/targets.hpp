@@ -262,7 +262,7 @@ std::size_t for_each_chunk(const view<T>& w, F&& f) {
     const std::size_t n = r.extent;
     const std::size_t nc = n < kl_chunks * kl_min_chunk ? 1 : kl_chunks;
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(nc > 1)
 #endif
     for (std::ptrdiff_t c = 0; c < static_cast<std::ptrdiff_t>(nc); ++c) {
       const std::size_t lo = n * static_cast<std::size_t>(c) / nc, hi = n * (static_cast<std::size_t>(c) + 1) / nc;
@@ -273,7 +273,7 @@ std::size_t for_each_chunk(const view<T>& w, F&& f) {
   const std::size_t e0 = p.axes[0].extent;
   const std::size_t nc = p.size < kl_chunks * kl_min_chunk ? 1 : (e0 < kl_chunks ? e0 : kl_chunks);
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(nc > 1)
 #endif
   for (std::ptrdiff_t c = 0; c < static_cast<std::ptrdiff_t>(nc); ++c) {
     const std::size_t lo = e0 * static_cast<std::size_t>(c) / nc, hi = e0 * (static_cast<std::size_t>(c) + 1) / nc;

@@ -34,15 +34,35 @@
 #include "../view.hpp"
 #include "plan.hpp"
 
+/// Tensors with fewer elements than this are processed by the calling thread alone: below it a
+/// parallel region's start-up and the threads sharing cache lines of small workspaces cost more
+/// than the second core gains (measured: the input-channel prox of a 64x32x5x5 conv weight took
+/// 42 us on 2 threads, 27 us on 1). Results do not depend on it (thread-count independence), so
+/// the tests that compare thread counts define it to 0 to exercise the parallel paths on small data.
+#ifndef SPARSEREG_PARALLEL_MIN_ELEMENTS
+#define SPARSEREG_PARALLEL_MIN_ELEMENTS 65536
+#endif
+
 #if defined(_OPENMP)
 #include <omp.h>
-#define SPARSEREG_PRAGMA_OMP_FOR _Pragma("omp parallel for schedule(static)")
+// Every use has a `const bool parallel` in scope (worth_parallel of the tensor's size).
+#define SPARSEREG_PRAGMA_OMP_FOR _Pragma("omp parallel for schedule(static) if(parallel)")
 #else
 #define SPARSEREG_PRAGMA_OMP_FOR
 #endif
 
 namespace sparsereg {
 namespace detail {
+
+/// Whether a sweep over n elements may use more than one thread (SPARSEREG_PARALLEL_MIN_ELEMENTS).
+inline constexpr bool worth_parallel(std::size_t n) noexcept {
+  constexpr std::size_t min_elements = SPARSEREG_PARALLEL_MIN_ELEMENTS;
+  if constexpr (min_elements == 0) {
+    return true;
+  } else {
+    return n >= min_elements;
+  }
+}
 
 inline constexpr std::size_t lanes = 8;
 inline constexpr std::size_t max_blocks = 256;
@@ -343,6 +363,7 @@ template <class X, class O, class C, class Run>
 sweep_totals elementwise_sweep(const view<X>& x, const view<O>& out, const view<C>& c, Run run) {
   const plan p = make_plan(x, out, c, 0u);
   if (p.size == 0) return {};
+  [[maybe_unused]] const bool parallel = worth_parallel(p.size);
   sweep_totals parts[max_blocks];
   const plan_axis& r = p.run();
   if (p.rank == 1) {
@@ -400,9 +421,9 @@ struct indexed_factor {
 /// accumulated by one thread in one fixed order whatever the thread count; walking a whole share
 /// at once (rather than block by block) keeps the walk in memory order.
 template <class Body>
-void for_each_thread_share(std::size_t nb, Body&& body) {
+void for_each_thread_share(std::size_t nb, [[maybe_unused]] bool parallel, Body&& body) {
 #if defined(_OPENMP)
-#pragma omp parallel
+#pragma omp parallel if(parallel)
   {
     const auto t = static_cast<std::size_t>(omp_get_thread_num());
     const auto nt = static_cast<std::size_t>(omp_get_num_threads());
@@ -413,6 +434,106 @@ void for_each_thread_share(std::size_t nb, Body&& body) {
 #endif
 }
 
+/// How the strided paths cut a tensor into blocks: along the outermost axis that identifies the
+/// group (`split`; rank when none does), so each block owns whole groups.
+struct block_split {
+  std::size_t split, es, nb;
+  explicit block_split(const plan& p) : split(p.rank) {
+    for (std::size_t k = 0; k < p.rank; ++k)
+      if (p.axes[k].identifies_group) {
+        split = k;
+        break;
+      }
+    es = split < p.rank ? p.axes[split].extent : 1;
+    nb = block_count(es);
+  }
+  /// Calls f(pos, lo, hi) for the runs of blocks [b0, b1): the run at pos restricted to [lo, hi).
+  template <class F>
+  void walk(const plan& p, std::size_t b0, std::size_t b1, F&& f) const {
+    if (b0 >= b1) return;
+    const std::size_t lo = block_begin(es, nb, b0), hi = block_begin(es, nb, b1);
+    if (split == p.rank - 1) {
+      for_each_run(p, p.rank, 0, 0, [&](const run_position& pos) { f(pos, lo, hi); });
+    } else {
+      for_each_run(p, split, lo, hi, [&](const run_position& pos) { f(pos, std::size_t(0), p.run().extent); });
+    }
+  }
+};
+
+/// Pass 2 of the strided sweep on its own: out = apply(x, factor[g]) for every element of group
+/// g, the factors given (grouped_sweep computes them in pass 1; a penalty that already knows its
+/// group norms, like the KL regularizer's gradient, passes them directly and skips pass 1).
+/// Each thread walks its share of blocks in memory order.
+template <class T, class O, class Apply>
+void apply_group_factors(const plan& p, const block_split& bs, const view<const T>& x, const view<O>& out,
+                         const T* factor, Apply apply) {
+  const plan_axis& r = p.run();
+  const std::size_t split = bs.split, es = bs.es, nb = bs.nb;
+  const bool crossing = r.identifies_group;
+  [[maybe_unused]] const bool parallel = worth_parallel(p.size);
+  // Pass 2 over whole slices: when the split axis sits right outside the run and both are dense
+  // (the input channels of an OIHW tensor: I x HW), one slice of a thread's share is a single
+  // contiguous run whose factors repeat for every outer index. Expanding the factors of that
+  // slice once turns many short runs into one long vectorized apply per outer index. Only when
+  // the expanded row is at most an eighth of the tensor.
+  const bool slice_apply = !crossing && p.rank >= 2 && split == p.rank - 2 && r.stride_a == 1 && r.stride_b == 1 &&
+                           p.axes[split].stride_a == static_cast<std::ptrdiff_t>(r.extent) &&
+                           p.axes[split].stride_b == static_cast<std::ptrdiff_t>(r.extent) &&
+                           p.size / (es * r.extent) >= 8;
+  if (slice_apply) {
+    for_each_thread_share(nb, parallel, [&](std::size_t b0, std::size_t b1) {
+      if (b0 >= b1) return;
+      const std::size_t lo = block_begin(es, nb, b0), hi = block_begin(es, nb, b1);
+      const std::size_t gs = p.axes[split].group_stride;
+      std::vector<T> row((hi - lo) * r.extent);
+      for (std::size_t i = lo; i < hi; ++i)
+        std::fill_n(row.data() + (i - lo) * r.extent, r.extent, factor[i * gs]);
+      for_each_run(p, split, lo, lo + 1, [&](const run_position& pos) {
+        apply(x.data() + pos.offset_a, 1, out.data() + pos.offset_b, 1, row.size(),
+              indexed_factor<T, std::integral_constant<std::ptrdiff_t, 1>>{row.data(), {}});
+      });
+    });
+    return;
+  }
+  for_each_thread_share(nb, parallel, [&](std::size_t b0, std::size_t b1) {
+    bs.walk(p, b0, b1, [&](const run_position& pos, std::size_t lo, std::size_t hi) {
+      const T* xp = x.data() + pos.offset_a;
+      auto* op = out.data() + pos.offset_b;
+      if (!crossing) {
+        apply(xp, r.stride_a, op, r.stride_b, r.extent, uniform_factor<T>{factor[pos.group]});
+      } else {
+        const std::size_t g0 = pos.group + lo * r.group_stride;
+        const T* xr = xp + static_cast<std::ptrdiff_t>(lo) * r.stride_a;
+        auto* orun = op + static_cast<std::ptrdiff_t>(lo) * r.stride_b;
+        if (r.group_stride == 1)
+          apply(xr, r.stride_a, orun, r.stride_b, hi - lo,
+                indexed_factor<T, std::integral_constant<std::ptrdiff_t, 1>>{factor + g0, {}});
+        else
+          apply(xr, r.stride_a, orun, r.stride_b, hi - lo,
+                indexed_factor<T, std::ptrdiff_t>{factor + g0, static_cast<std::ptrdiff_t>(r.group_stride)});
+      }
+    });
+  });
+}
+
+/// apply_group_factors for any grouping (explicit index lists included).
+template <class T, class O, class Apply>
+void grouped_apply(const view<const T>& x, const view<O>& out, const grouping& grp, const T* factor, Apply apply) {
+  if (x.size() == 0) return;
+  if (grp.is_explicit()) {
+    const auto& off = grp.explicit_offsets();
+    const auto& idx = grp.explicit_indices();
+    for (std::size_t g = 0; g + 1 < off.size(); ++g)
+      for (std::size_t k = off[g]; k < off[g + 1]; ++k) {
+        const std::size_t f = idx[k];
+        apply(x.data() + x.offset_of_flat(f), 1, out.data() + out.offset_of_flat(f), 1, 1, uniform_factor<T>{factor[g]});
+      }
+    return;
+  }
+  const plan p = make_plan(x, out, grp.axis_mask());
+  apply_group_factors(p, block_split(p), x, out, factor, apply);
+}
+
 /// The grouped two-pass sweep. decide(g, size, sumsq, abs_sum, zeros) -> group_decision<T>;
 /// apply(xp, sx, op, so, n, factor_of) writes one run of the output, element i scaled by
 /// factor_of(i) (a uniform_factor or an indexed_factor).
@@ -421,6 +542,7 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
                            Apply apply) {
   constexpr bool writes = !std::is_same_v<Apply, no_apply>;
   if (x.size() == 0) return {};
+  [[maybe_unused]] const bool parallel = worth_parallel(x.size());
   if (grp.is_explicit()) {
     // Irregular groups: gather through the index lists, one group at a time.
     const auto& off = grp.explicit_offsets();
@@ -519,15 +641,8 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
   // Strided groups: pass 1 accumulates per-group lanes in a workspace, pass 2 writes.
   // Blocks split the outermost identifying axis, so each block owns whole groups; each thread
   // walks its share of blocks in memory order (for_each_thread_share).
-  std::size_t split = p.rank;
-  for (std::size_t k = 0; k < p.rank; ++k)
-    if (p.axes[k].identifies_group) {
-      split = k;
-      break;
-    }
-  const bool split_is_run = split == p.rank - 1;
-  const std::size_t es = split < p.rank ? p.axes[split].extent : 1;
-  const std::size_t nb = block_count(es);
+  const block_split bs(p);
+  const std::size_t split = bs.split, es = bs.es, nb = bs.nb;
   // Runs that cross groups update one lane of many consecutive groups: lanes stored [lane][group]
   // so that update is one vector loop. Runs inside a group update the 8 lanes of that group:
   // stored [group][lane], two vector loads and stores per run.
@@ -574,19 +689,10 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
     seen[g] += count;
   };
 
-  // Calls f(pos, lo, hi) for the runs of blocks [b0, b1): the run at pos restricted to [lo, hi).
-  auto walk_blocks = [&](std::size_t b0, std::size_t b1, auto&& f) {
-    if (b0 >= b1) return;
-    const std::size_t lo = block_begin(es, nb, b0), hi = block_begin(es, nb, b1);
-    if (split_is_run) {
-      for_each_run(p, p.rank, 0, 0, [&](const run_position& pos) { f(pos, lo, hi); });
-    } else {
-      for_each_run(p, split, lo, hi, [&](const run_position& pos) { f(pos, std::size_t(0), r.extent); });
-    }
-  };
+  const auto walk_blocks = [&](std::size_t b0, std::size_t b1, auto&& f) { bs.walk(p, b0, b1, f); };
 
   if (slab_rows) {
-    for_each_thread_share(nb, [&](std::size_t b0, std::size_t b1) {
+    for_each_thread_share(nb, parallel, [&](std::size_t b0, std::size_t b1) {
       if (b0 >= b1) return;
       const std::size_t lo = block_begin(es, nb, b0), hi = block_begin(es, nb, b1);
       const std::size_t len = r.extent;
@@ -622,7 +728,7 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
     });
   } else {
   // Row by row: each run continues its group's lanes.
-  for_each_thread_share(nb, [&](std::size_t b0, std::size_t b1) {
+  for_each_thread_share(nb, parallel, [&](std::size_t b0, std::size_t b1) {
     walk_blocks(b0, b1, [&](const run_position& pos, std::size_t lo, std::size_t hi) {
       const T* xp = x.data() + pos.offset_a;
       if (staged_runs) {
@@ -721,51 +827,7 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
     parts[b] = t;
   }
 
-  // Pass 2 over whole slices: when the split axis sits right outside the run and both are dense
-  // (the input channels of an OIHW tensor: I x HW), one slice of a thread's share is a single
-  // contiguous run whose factors repeat for every outer index. Expanding the factors of that
-  // slice once turns many short runs into one long vectorized apply per outer index. Only when
-  // the expanded row is at most an eighth of the tensor.
-  const bool slice_apply = !crossing && p.rank >= 2 && split == p.rank - 2 && r.stride_a == 1 && r.stride_b == 1 &&
-                           p.axes[split].stride_a == static_cast<std::ptrdiff_t>(r.extent) &&
-                           p.axes[split].stride_b == static_cast<std::ptrdiff_t>(r.extent) &&
-                           p.size / (es * r.extent) >= 8;
-  if constexpr (writes) {
-    if (slice_apply) {
-      for_each_thread_share(nb, [&](std::size_t b0, std::size_t b1) {
-        if (b0 >= b1) return;
-        const std::size_t lo = block_begin(es, nb, b0), hi = block_begin(es, nb, b1);
-        const std::size_t gs = p.axes[split].group_stride;
-        std::vector<T> row((hi - lo) * r.extent);
-        for (std::size_t i = lo; i < hi; ++i)
-          std::fill_n(row.data() + (i - lo) * r.extent, r.extent, factor[i * gs]);
-        for_each_run(p, split, lo, lo + 1, [&](const run_position& pos) {
-          apply(x.data() + pos.offset_a, 1, out.data() + pos.offset_b, 1, row.size(),
-                indexed_factor<T, std::integral_constant<std::ptrdiff_t, 1>>{row.data(), {}});
-        });
-      });
-      return sum_blocks(parts, nbg);
-    }
-    for_each_thread_share(nb, [&](std::size_t b0, std::size_t b1) {
-      walk_blocks(b0, b1, [&](const run_position& pos, std::size_t lo, std::size_t hi) {
-        const T* xp = x.data() + pos.offset_a;
-        auto* op = out.data() + pos.offset_b;
-        if (!crossing) {
-          apply(xp, r.stride_a, op, r.stride_b, r.extent, uniform_factor<T>{factor[pos.group]});
-        } else {
-          const std::size_t g0 = pos.group + lo * r.group_stride;
-          const T* xr = xp + static_cast<std::ptrdiff_t>(lo) * r.stride_a;
-          auto* orun = op + static_cast<std::ptrdiff_t>(lo) * r.stride_b;
-          if (r.group_stride == 1)
-            apply(xr, r.stride_a, orun, r.stride_b, hi - lo,
-                  indexed_factor<T, std::integral_constant<std::ptrdiff_t, 1>>{factor.data() + g0, {}});
-          else
-            apply(xr, r.stride_a, orun, r.stride_b, hi - lo,
-                  indexed_factor<T, std::ptrdiff_t>{factor.data() + g0, static_cast<std::ptrdiff_t>(r.group_stride)});
-        }
-      });
-    });
-  }
+  if constexpr (writes) apply_group_factors(p, bs, x, out, factor.data(), apply);
   return sum_blocks(parts, nbg);
 }
 
