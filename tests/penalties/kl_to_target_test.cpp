@@ -224,7 +224,11 @@ TEST_CASE("kl_to_target: group norms, value and gradient", "[kl_to_target]") {
   std::vector<double> w(12 * 5);
   for (auto& x : w) x = z(rng);
   for (std::size_t j = 0; j < 5; ++j) w[3 * 5 + j] = 0.0;  // a zero group: gradient 0
-  for (const auto& grp : {sparsereg::grouping::by_axes({0}, 2), sparsereg::grouping::by_axes({1}, 2)}) {
+  // Explicit lists: 6 irregular groups partitioning the 60 elements (element i in group 7i mod 6).
+  std::vector<std::vector<std::size_t>> lists(6);
+  for (std::size_t i = 0; i < w.size(); ++i) lists[(i * 7) % 6].push_back(i);
+  for (const auto& grp : {sparsereg::grouping::by_axes({0}, 2), sparsereg::grouping::by_axes({1}, 2),
+                          sparsereg::grouping::from_lists(lists)}) {
     const auto p = kl_to_target::on_group_norms(0.5, grp, target::spike_and_slab(0.5, 0.2, 2.0, scale_mode::absolute), 32,
                                                 kl_support::fixed(6.0));
     CHECK(p.on_groups());

@@ -103,6 +103,8 @@ struct kl_state {
   double q_lo = 0.0, q_h = 0.0, q_unit = 0.0;
   std::vector<double> q, log_q, hist, partial, table, norms;
   std::vector<float> table_f;
+  std::vector<float> factor_f;    // per-group gradient factors (group-norm KL), float weights
+  std::vector<double> factor_d;   // the same for double weights
   double last_value = std::numeric_limits<double>::quiet_NaN();
 };
 
@@ -733,23 +735,28 @@ class kl_to_target {
     if (b.bad > 0) kl = std::numeric_limits<double>::quiet_NaN();
     if constexpr (!std::is_same_v<G, view<const T>>) {
       if (g) {
+        // d KL / d w = (dKL/dr_g) w / r_g for w in group g: one factor per group from the norms
+        // computed above, then one pass that adds factor * w (no second norm pass).
         const double* tab = st.table.data();
         const double lo = gr.lo, inv_h = gr.inv_h;
         const double u_hi = static_cast<double>(bins_) - 0.5;
-        detail::grouped_sweep(
-            w, *g, grp, [](T v) { return v; },
-            [=](std::size_t, std::size_t, double sumsq, double, std::size_t) {
-              detail::group_decision<T> d;
-              const double r = std::sqrt(sumsq);
-              if (!std::isfinite(r)) d.factor = std::numeric_limits<T>::quiet_NaN();
-              else if (r > 0.0) d.factor = static_cast<T>(tab[detail::kl_table_index((r - lo) * inv_h, u_hi)] / r);
-              else d.factor = T(0);
-              return d;
-            },
-            [](const T* x, std::ptrdiff_t sx, T* y, std::ptrdiff_t sy, std::size_t n, auto factor_of) {
-              for (std::size_t i = 0; i < n; ++i)
-                y[static_cast<std::ptrdiff_t>(i) * sy] += factor_of(i) * x[static_cast<std::ptrdiff_t>(i) * sx];
-            });
+        auto& factor = [&]() -> std::vector<T>& {
+          if constexpr (std::is_same_v<T, float>) return st.factor_f;
+          else return st.factor_d;
+        }();
+        factor.resize(st.norms.size());
+        for (std::size_t gi = 0; gi < factor.size(); ++gi) {
+          const double r = st.norms[gi];
+          if (!std::isfinite(r)) factor[gi] = std::numeric_limits<T>::quiet_NaN();
+          else if (r > 0.0) factor[gi] = static_cast<T>(tab[detail::kl_table_index((r - lo) * inv_h, u_hi)] / r);
+          else factor[gi] = T(0);
+        }
+        detail::grouped_apply(w, *g, grp, factor.data(),
+                              [](const T* x, std::ptrdiff_t sx, T* y, std::ptrdiff_t sy, std::size_t n, auto factor_of) {
+                                for (std::size_t i = 0; i < n; ++i)
+                                  y[static_cast<std::ptrdiff_t>(i) * sy] +=
+                                      factor_of(i) * x[static_cast<std::ptrdiff_t>(i) * sx];
+                              });
       }
     }
     return kl;
