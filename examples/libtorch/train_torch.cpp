@@ -23,6 +23,7 @@
 #include <sparsereg/sparsereg.hpp>
 
 #include "common/idx.hpp"
+#include "libtorch/torch_cnn.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -77,23 +78,6 @@ options parse(int argc, char** argv) {
   return o;
 }
 
-struct net : torch::nn::Module {
-  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
-  net() {
-    conv1 = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 16, 5).padding(2)));
-    conv2 = register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(16, 32, 5).padding(2)));
-    fc1 = register_module("fc1", torch::nn::Linear(32 * 7 * 7, 128));
-    fc2 = register_module("fc2", torch::nn::Linear(128, 10));
-  }
-  torch::Tensor forward(torch::Tensor x) {
-    x = torch::max_pool2d(torch::relu(conv1(x)), 2);  // 16 x 14 x 14
-    x = torch::max_pool2d(torch::relu(conv2(x)), 2);  // 32 x 7 x 7
-    x = torch::relu(fc1(x.flatten(1)));
-    return fc2(x);
-  }
-};
-
 /// One regularized weight: the penalty and what a zero group means for the network.
 struct regularized {
   std::string name;
@@ -123,7 +107,7 @@ std::pair<torch::Tensor, torch::Tensor> to_tensors(const sparsereg_examples::dat
   return {x, y};
 }
 
-double accuracy(net& model, const torch::Tensor& x, const torch::Tensor& y) {
+double accuracy(sparsereg_examples::torch_cnn& model, const torch::Tensor& x, const torch::Tensor& y) {
   torch::NoGradGuard no_grad;
   model.eval();
   std::int64_t correct = 0;
@@ -149,7 +133,7 @@ int main(int argc, char** argv) try {
   std::printf("train %lld images, test %lld images, %d threads\n", static_cast<long long>(train_x.size(0)),
               static_cast<long long>(test_x.size(0)), opt.threads);
 
-  net model;
+  sparsereg_examples::torch_cnn model(16, 32, 128);  // 1->16->32 convs, fc 1568->128->10
   torch::optim::SGD optimizer(model.parameters(), torch::optim::SGDOptions(opt.lr).momentum(0.9));
 
   // Sparse group lasso in Simon et al.'s (lambda, alpha) form on every weight: conv filters
