@@ -1,7 +1,9 @@
 // Command-line options of sparsereg_train / sparsereg_compare.
 #pragma once
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
@@ -21,6 +23,7 @@ struct options {
   std::size_t batch = 64;
   double lr = -1.0;  // < 0: 0.01 for sgd, 0.001 for adam
   std::string optimizer = "sgd";
+  std::string lr_schedule = "constant";  // constant | cosine
   double momentum = 0.9;
   double lambda_group = 0.0;
   double lambda_l1 = 0.0;
@@ -48,6 +51,14 @@ struct options {
     if (!data_dir.empty()) return data_dir;
     return dataset == "mnist" ? "/usr/share/datasets/mnist" : "/usr/share/datasets/fashion-mnist";
   }
+  /// Learning rate of global step `step` (0-based) in a run of `total_steps` steps (regularized
+  /// epochs plus fine-tuning epochs): constant, or cosine decay from effective_lr() towards 0.
+  double lr_at(std::uint64_t step, std::uint64_t total_steps) const {
+    const double base = effective_lr();
+    if (lr_schedule != "cosine" || total_steps == 0) return base;
+    const double t = static_cast<double>(step) / static_cast<double>(total_steps);
+    return base * 0.5 * (1.0 + std::cos(3.14159265358979323846 * std::min(t, 1.0)));
+  }
   bool regularized() const { return lambda_group > 0 || lambda_l1 > 0 || var_weight > 0; }
 
   /// The settings that determine a run's trajectory; stored in checkpoints and compared on resume.
@@ -55,9 +66,12 @@ struct options {
     std::ostringstream s;
     s.precision(17);
     s << "dataset=" << dataset << " batch=" << batch << " lr=" << effective_lr() << " optimizer=" << optimizer
+      << " lr_schedule=" << lr_schedule
       << " momentum=" << momentum << " lambda_group=" << lambda_group << " lambda_l1=" << lambda_l1
       << " var_weight=" << var_weight << " var_on=" << var_on << " target=" << target << " warmup_epochs=" << warmup_epochs
       << " seed=" << seed << " threads=" << effective_threads() << " arch=" << arch << " max_train=" << max_train;
+    // A cosine schedule's rate at a step depends on the run's length.
+    if (lr_schedule == "cosine") s << " epochs=" << epochs << " finetune_epochs=" << finetune_epochs;
     return s.str();
   }
 };
@@ -104,6 +118,9 @@ Model and optimization:
   --optimizer sgd|adam      SGD with momentum, or Adam (default: sgd)
   --lr X                    learning rate (default: 0.01 for sgd, 0.001 for adam)
   --momentum X              SGD momentum (default: 0.9)
+  --lr-schedule constant|cosine
+                            constant rate, or cosine decay from --lr to 0 over all steps of the run
+                            (regularized epochs + fine-tuning epochs), per step (default: constant)
   --seed N                  seed of the std::mt19937 used for init and shuffling (default: 42)
   --threads N               OpenMP / Eigen threads, 0 = all cores (default: 0)
 Regularization (through sparsereg's regularizer; all off by default):
@@ -182,6 +199,10 @@ inline void parse_options(int argc, char** argv, options& o,
     } else if (flag == "--var-on") {
       o.var_on = take();
       if (o.var_on != "groups" && o.var_on != "weights") throw usage_error("--var-on must be groups or weights, got '" + o.var_on + "'");
+    } else if (flag == "--lr-schedule") {
+      o.lr_schedule = take();
+      if (o.lr_schedule != "constant" && o.lr_schedule != "cosine")
+        throw usage_error("--lr-schedule must be constant or cosine, got '" + o.lr_schedule + "'");
     } else if (flag == "--warmup-epochs") {
       o.warmup_epochs = detail::parse_double(flag, take());
     } else if (flag == "--seed") {

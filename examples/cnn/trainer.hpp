@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <numeric>
@@ -251,8 +252,8 @@ struct epoch_stats {
 /// One epoch of shuffled mini-batch training on the first n_train images. reg may be null (no
 /// regularization, e.g. fine-tuning a compacted model).
 inline epoch_stats train_epoch(model& m, optimizer& opt, sparsereg::regularizer<float>* reg, const sparsereg_examples::dataset& train,
-                               std::size_t n_train, std::size_t batch, double lr, std::mt19937& rng, std::uint64_t& global_step,
-                               progress_bar& bar, std::size_t epoch) {
+                               std::size_t n_train, std::size_t batch, const std::function<double(std::uint64_t)>& lr_at,
+                               std::mt19937& rng, std::uint64_t& global_step, progress_bar& bar, std::size_t epoch) {
   const std::size_t image = train.rows * train.cols;
   const std::size_t steps = (n_train + batch - 1) / batch;
   std::vector<std::size_t> order(n_train);
@@ -277,6 +278,7 @@ inline epoch_stats train_epoch(model& m, optimizer& opt, sparsereg::regularizer<
                                std::to_string(epoch) + ", step " + std::to_string(global_step + 1) +
                                "; aborting (try a smaller --lr or smaller lambdas)");
     m.backward(dlogits.data(), b);
+    const double lr = lr_at(global_step);
     if (reg) {
       const auto tg = clock_type::now();
       reg->add_gradients();
@@ -349,7 +351,8 @@ inline run_result run_training(const options& o, const data_bundle& data, std::o
 
   const std::size_t n_train = o.max_train ? std::min(o.max_train, data.train.count) : data.train.count;
   const std::size_t steps_per_epoch = (n_train + o.batch - 1) / o.batch;
-  const double lr = o.effective_lr();
+  const std::uint64_t total_steps = static_cast<std::uint64_t>(steps_per_epoch) * (o.epochs + o.finetune_epochs);
+  const std::function<double(std::uint64_t)> lr_at = [&o, total_steps](std::uint64_t step) { return o.lr_at(step, total_steps); };
 
   sparsereg::regularizer<float> reg;
   configure_regularizer(reg, m, o, steps_per_epoch);
@@ -376,7 +379,7 @@ inline run_result run_training(const options& o, const data_bundle& data, std::o
 
   for (std::size_t epoch = static_cast<std::size_t>(st.epochs_done) + 1; epoch <= o.epochs; ++epoch) {
     progress_bar bar(tty, steps_per_epoch, (name.empty() ? "" : name + " ") + "epoch " + std::to_string(epoch) + "/" + std::to_string(o.epochs));
-    const auto es = train_epoch(m, st.opt, &reg, data.train, n_train, o.batch, lr, st.rng, st.global_step, bar, epoch);
+    const auto es = train_epoch(m, st.opt, &reg, data.train, n_train, o.batch, lr_at, st.rng, st.global_step, bar, epoch);
     const double loss_sum = es.loss_sum, train_secs = es.seconds;
     const std::size_t correct = es.correct, seen = es.seen;
     st.epochs_done = epoch;
@@ -431,7 +434,7 @@ inline run_result run_training(const options& o, const data_bundle& data, std::o
     for (std::size_t e = 1; e <= o.finetune_epochs; ++e) {
       progress_bar bar(tty, steps_per_epoch, (name.empty() ? "" : name + " ") + "fine-tune " + std::to_string(e) + "/" +
                                                  std::to_string(o.finetune_epochs));
-      const auto es = train_epoch(res.compacted, compact_opt, nullptr, data.train, n_train, o.batch, lr, ft_rng, ft_step, bar, e);
+      const auto es = train_epoch(res.compacted, compact_opt, nullptr, data.train, n_train, o.batch, lr_at, ft_rng, ft_step, bar, e);
       const auto ev = evaluate(res.compacted, data.test, o.max_test);
       if (!o.quiet) {
         char buf[300];

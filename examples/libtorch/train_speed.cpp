@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <cstring>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <numeric>
 #include <string>
@@ -141,10 +142,12 @@ int main(int argc, char** argv) try {
 
   std::vector<double> ours_ips, torch_ips, ours_reg_ips, reg_share, ours_inf, torch_inf;
   std::uint64_t gstep = 0, gstep_reg = 0;
+  const double lr = o.effective_lr();
+  const std::function<double(std::uint64_t)> constant_lr = [lr](std::uint64_t) { return lr; };
   std::mt19937 shuffle(7);
   for (std::size_t round = 0; round < so.rounds; ++round) {
     progress_bar quiet(false, steps, "");
-    const auto a = train_epoch(ours, opt, nullptr, data.train, n, so.batch, o.effective_lr(), rng, gstep, quiet, round);
+    const auto a = train_epoch(ours, opt, nullptr, data.train, n, so.batch, constant_lr, rng, gstep, quiet, round);
     ours_ips.push_back(static_cast<double>(a.seen) / a.seconds);
 
     std::vector<std::int64_t> perm(data.train.count);
@@ -165,7 +168,7 @@ int main(int argc, char** argv) try {
     }
     torch_ips.push_back(static_cast<double>(n) / seconds_since(t0));
 
-    const auto r = train_epoch(ours_reg, opt_reg, &reg, data.train, n, so.batch, o.effective_lr(), rng, gstep_reg, quiet, round);
+    const auto r = train_epoch(ours_reg, opt_reg, &reg, data.train, n, so.batch, constant_lr, rng, gstep_reg, quiet, round);
     ours_reg_ips.push_back(static_cast<double>(r.seen) / r.seconds);
     reg_share.push_back(100.0 * r.sr.in_steps() / r.seconds);
 
