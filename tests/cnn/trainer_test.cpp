@@ -5,6 +5,7 @@
 #include "cnn/synthetic.hpp"
 #include "cnn/trainer.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -169,4 +170,51 @@ TEST_CASE("the variance regularizer runs on group norms and on weights", "[cnn][
   std::ostringstream out;
   const auto r = run_training(o, tiny_data(), out);
   CHECK(r.test_accuracy > 0.2);
+}
+
+TEST_CASE("the cosine learning-rate schedule decays from --lr to 0 over the whole run", "[cnn][trainer]") {
+  auto o = tiny_options();
+  const std::uint64_t total = 1000;
+  CHECK(o.lr_at(0, total) == o.lr);
+  CHECK(o.lr_at(500, total) == o.lr);  // constant by default
+  o.lr_schedule = "cosine";
+  CHECK(o.lr_at(0, total) == o.lr);
+  CHECK(o.lr_at(500, total) == Approx(o.lr / 2).epsilon(1e-12));
+  CHECK(o.lr_at(250, total) == Approx(o.lr * (1 + std::sqrt(0.5)) / 2).epsilon(1e-12));
+  CHECK(o.lr_at(total, total) == Approx(0.0).margin(1e-18));
+  double prev = o.lr_at(0, total);
+  for (std::uint64_t s = 1; s <= total; ++s) {
+    const double lr = o.lr_at(s, total);
+    REQUIRE(lr <= prev);
+    REQUIRE(lr >= 0);
+    prev = lr;
+  }
+  // The rate at a step depends on the run's length, so a resume with other epochs is flagged.
+  auto longer = o;
+  longer.epochs += 1;
+  CHECK(longer.trajectory_settings() != o.trajectory_settings());
+  o.lr_schedule = "constant";
+  longer.lr_schedule = "constant";
+  CHECK(longer.trajectory_settings() == o.trajectory_settings());
+}
+
+TEST_CASE("--lr-schedule is parsed and checked", "[cnn][trainer]") {
+  options o;
+  const char* good[] = {"prog", "--lr-schedule", "cosine"};
+  parse_options(3, const_cast<char**>(good), o);
+  CHECK(o.lr_schedule == "cosine");
+  const char* bad[] = {"prog", "--lr-schedule", "step"};
+  CHECK_THROWS_WITH(parse_options(3, const_cast<char**>(bad), o), Catch::Contains("'step'"));
+}
+
+TEST_CASE("a cosine-schedule run trains, and the schedule reaches the optimizer", "[cnn][trainer]") {
+  auto o = tiny_options();
+  o.lambda_group = 0;
+  o.lambda_l1 = 0;
+  std::ostringstream out;
+  auto constant = run_training(o, tiny_data(), out);
+  o.lr_schedule = "cosine";
+  auto cosine = run_training(o, tiny_data(), out);
+  CHECK(cosine.test_accuracy > 0.9);
+  CHECK_FALSE(same_weights(constant.trained, cosine.trained));
 }
