@@ -38,6 +38,7 @@ struct options {
   std::size_t max_train = 0;  // 0: all
   std::size_t max_test = 0;   // 0: all
   std::size_t finetune_epochs = 0;
+  double finetune_lr = -1.0;  // < 0: fine-tuning continues the main schedule
   bool quiet = false;
   bool progress = true;       // progress bar when stdout is a TTY
 
@@ -51,10 +52,10 @@ struct options {
     if (!data_dir.empty()) return data_dir;
     return dataset == "mnist" ? "/usr/share/datasets/mnist" : "/usr/share/datasets/fashion-mnist";
   }
-  /// Learning rate of global step `step` (0-based) in a run of `total_steps` steps (regularized
-  /// epochs plus fine-tuning epochs): constant, or cosine decay from effective_lr() towards 0.
-  double lr_at(std::uint64_t step, std::uint64_t total_steps) const {
-    const double base = effective_lr();
+  /// Learning rate of step `step` (0-based) of a schedule of `total_steps` steps starting at
+  /// `base`: constant, or cosine decay from base towards 0. The main schedule spans the
+  /// regularized and the fine-tuning epochs, unless --finetune-lr gives fine-tuning its own.
+  double lr_at(std::uint64_t step, std::uint64_t total_steps, double base) const {
     if (lr_schedule != "cosine" || total_steps == 0) return base;
     const double t = static_cast<double>(step) / static_cast<double>(total_steps);
     return base * 0.5 * (1.0 + std::cos(3.14159265358979323846 * std::min(t, 1.0)));
@@ -71,7 +72,7 @@ struct options {
       << " var_weight=" << var_weight << " var_on=" << var_on << " target=" << target << " warmup_epochs=" << warmup_epochs
       << " seed=" << seed << " threads=" << effective_threads() << " arch=" << arch << " max_train=" << max_train;
     // A cosine schedule's rate at a step depends on the run's length.
-    if (lr_schedule == "cosine") s << " epochs=" << epochs << " finetune_epochs=" << finetune_epochs;
+    if (lr_schedule == "cosine") s << " epochs=" << epochs << " finetune_epochs=" << finetune_epochs << " finetune_lr=" << finetune_lr;
     return s.str();
   }
 };
@@ -135,6 +136,10 @@ Regularization (through sparsereg's regularizer; all off by default):
   --warmup-epochs X         lambdas ramp linearly from 0 over this many epochs (default: 1)
   --finetune-epochs N       after compaction, train the compacted model N more epochs without
                             regularization, continuing the sliced optimizer state (default: 0)
+  --finetune-lr X           fine-tuning's own learning rate: it then starts at X and follows
+                            --lr-schedule over the fine-tuning epochs alone (the main schedule
+                            spans the regularized epochs); unset, fine-tuning continues the main
+                            schedule (default: unset)
 Output:
   --metrics FILE            write per-epoch metrics as CSV (default: none)
   --quiet                   no per-epoch lines or progress bar
@@ -221,6 +226,9 @@ inline void parse_options(int argc, char** argv, options& o,
       o.arch = take();
     } else if (flag == "--max-train") {
       o.max_train = detail::parse_uint(flag, take());
+    } else if (flag == "--finetune-lr") {
+      o.finetune_lr = detail::parse_double(flag, take());
+      if (o.finetune_lr <= 0) throw usage_error("--finetune-lr must be > 0");
     } else if (flag == "--finetune-epochs") {
       o.finetune_epochs = detail::parse_uint(flag, take());
     } else if (flag == "--max-test") {

@@ -351,8 +351,14 @@ inline run_result run_training(const options& o, const data_bundle& data, std::o
 
   const std::size_t n_train = o.max_train ? std::min(o.max_train, data.train.count) : data.train.count;
   const std::size_t steps_per_epoch = (n_train + o.batch - 1) / o.batch;
-  const std::uint64_t total_steps = static_cast<std::uint64_t>(steps_per_epoch) * (o.epochs + o.finetune_epochs);
-  const std::function<double(std::uint64_t)> lr_at = [&o, total_steps](std::uint64_t step) { return o.lr_at(step, total_steps); };
+  // The main schedule spans the regularized epochs and, unless --finetune-lr gives fine-tuning a
+  // schedule of its own, the fine-tuning epochs.
+  const bool own_finetune_lr = o.finetune_lr > 0;
+  const auto spe = static_cast<std::uint64_t>(steps_per_epoch);
+  const std::uint64_t total_steps = spe * (o.epochs + (own_finetune_lr ? 0 : o.finetune_epochs));
+  const std::function<double(std::uint64_t)> lr_at = [&o, total_steps](std::uint64_t step) {
+    return o.lr_at(step, total_steps, o.effective_lr());
+  };
 
   sparsereg::regularizer<float> reg;
   configure_regularizer(reg, m, o, steps_per_epoch);
@@ -431,10 +437,14 @@ inline run_result run_training(const options& o, const data_bundle& data, std::o
     // (momentum / Adam moments) was sliced along with the weights, so training just continues.
     std::mt19937 ft_rng = st.rng;
     std::uint64_t ft_step = st.global_step;
+    const std::uint64_t ft_start = ft_step, ft_total = spe * o.finetune_epochs;
+    const std::function<double(std::uint64_t)> ft_lr_at = [&](std::uint64_t step) {
+      return own_finetune_lr ? o.lr_at(step - ft_start, ft_total, o.finetune_lr) : lr_at(step);
+    };
     for (std::size_t e = 1; e <= o.finetune_epochs; ++e) {
       progress_bar bar(tty, steps_per_epoch, (name.empty() ? "" : name + " ") + "fine-tune " + std::to_string(e) + "/" +
                                                  std::to_string(o.finetune_epochs));
-      const auto es = train_epoch(res.compacted, compact_opt, nullptr, data.train, n_train, o.batch, lr_at, ft_rng, ft_step, bar, e);
+      const auto es = train_epoch(res.compacted, compact_opt, nullptr, data.train, n_train, o.batch, ft_lr_at, ft_rng, ft_step, bar, e);
       const auto ev = evaluate(res.compacted, data.test, o.max_test);
       if (!o.quiet) {
         char buf[300];

@@ -175,16 +175,16 @@ TEST_CASE("the variance regularizer runs on group norms and on weights", "[cnn][
 TEST_CASE("the cosine learning-rate schedule decays from --lr to 0 over the whole run", "[cnn][trainer]") {
   auto o = tiny_options();
   const std::uint64_t total = 1000;
-  CHECK(o.lr_at(0, total) == o.lr);
-  CHECK(o.lr_at(500, total) == o.lr);  // constant by default
+  CHECK(o.lr_at(0, total, o.lr) == o.lr);
+  CHECK(o.lr_at(500, total, o.lr) == o.lr);  // constant by default
   o.lr_schedule = "cosine";
-  CHECK(o.lr_at(0, total) == o.lr);
-  CHECK(o.lr_at(500, total) == Approx(o.lr / 2).epsilon(1e-12));
-  CHECK(o.lr_at(250, total) == Approx(o.lr * (1 + std::sqrt(0.5)) / 2).epsilon(1e-12));
-  CHECK(o.lr_at(total, total) == Approx(0.0).margin(1e-18));
-  double prev = o.lr_at(0, total);
+  CHECK(o.lr_at(0, total, o.lr) == o.lr);
+  CHECK(o.lr_at(500, total, o.lr) == Approx(o.lr / 2).epsilon(1e-12));
+  CHECK(o.lr_at(250, total, o.lr) == Approx(o.lr * (1 + std::sqrt(0.5)) / 2).epsilon(1e-12));
+  CHECK(o.lr_at(total, total, o.lr) == Approx(0.0).margin(1e-18));
+  double prev = o.lr_at(0, total, o.lr);
   for (std::uint64_t s = 1; s <= total; ++s) {
-    const double lr = o.lr_at(s, total);
+    const double lr = o.lr_at(s, total, o.lr);
     REQUIRE(lr <= prev);
     REQUIRE(lr >= 0);
     prev = lr;
@@ -217,4 +217,22 @@ TEST_CASE("a cosine-schedule run trains, and the schedule reaches the optimizer"
   auto cosine = run_training(o, tiny_data(), out);
   CHECK(cosine.test_accuracy > 0.9);
   CHECK_FALSE(same_weights(constant.trained, cosine.trained));
+}
+
+TEST_CASE("--finetune-lr gives fine-tuning a schedule of its own", "[cnn][trainer]") {
+  auto o = tiny_options();
+  o.epochs = 1;
+  o.finetune_epochs = 1;
+  o.lr_schedule = "cosine";
+  std::ostringstream out;
+  auto shared = run_training(o, tiny_data(), out);
+  o.finetune_lr = 0.02;
+  auto own = run_training(o, tiny_data(), out);
+  // The main schedule now spans the one regularized epoch only, so even the trained (pre-
+  // compaction) weights differ; the fine-tuned compacted models differ as well.
+  CHECK_FALSE(same_weights(shared.trained, own.trained));
+  CHECK_FALSE(same_weights(shared.compacted, own.compacted));
+  CHECK(own.compact_test_accuracy > 0.5);
+  const char* bad[] = {"prog", "--finetune-lr", "0"};
+  CHECK_THROWS_WITH(parse_options(3, const_cast<char**>(bad), o), Catch::Contains("--finetune-lr"));
 }
