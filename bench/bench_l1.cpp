@@ -1,11 +1,12 @@
-// l1: value and prox (out of place and in place) on every benchmark shape, 1 and 2 threads,
+// l1: value and prox (out of place, in place, and in place without statistics) on every
+// benchmark shape, 1 and 2 threads,
 // each next to the machine's ceilings measured in the same run (bench/ceilings.hpp).
 #include "ceilings.hpp"
 
 int main(int argc, char** argv) {
   bench::register_all_ceilings();
   const sparsereg::l1 penalty(0.1);
-  for (const auto& s : bench::shapes()) bench::register_kernels("l1", penalty, s, "", 1.0);
+  for (const auto& s : bench::shapes()) bench::register_kernels("l1", penalty, s, "", 1.0, /*without_stats_too=*/true);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -237,25 +237,28 @@ inline shape_data& data_of(const shape_case& s) {
   return *d;
 }
 
-enum class op_kind { value, prox, prox_in_place };
+enum class op_kind { value, prox, prox_in_place, prox_in_place_without_stats };
 
 inline const char* name_of(op_kind k) {
   switch (k) {
     case op_kind::value: return "value";
     case op_kind::prox: return "prox";
-    default: return "prox_in_place";
+    case op_kind::prox_in_place: return "prox_in_place";
+    default: return "prox_in_place_without_stats";
   }
 }
 
-/// Registers "<penalty>/<op>/<shape>[/<grouping>]/threads:{1,2}" for the three ops.
+/// Registers "<penalty>/<op>/<shape>[/<grouping>]/threads:{1,2}" for the three ops, and with
+/// `without_stats_too` a fourth: the in-place prox through sparsereg::prox(..., without_stats).
 /// `step` is the out-of-place prox step; the in-place prox uses `step * 1e-6`, small enough that
 /// repeating it thousands of times leaves the data (and so the work) essentially unchanged.
 /// Counters: ceiling_GBps (the matching ceiling: sum for a value, in-place scale for a prox),
 /// ratio = ours / ceiling_GBps, and for the out-of-place prox copy_GBps and ratio_vs_copy.
 template <class Penalty>
 void register_kernels(const std::string& penalty_name, const Penalty& penalty, const shape_case& s,
-                      const std::string& grouping_name, double step) {
-  for (op_kind op : {op_kind::value, op_kind::prox, op_kind::prox_in_place}) {
+                      const std::string& grouping_name, double step, bool without_stats_too = false) {
+  for (op_kind op : {op_kind::value, op_kind::prox, op_kind::prox_in_place, op_kind::prox_in_place_without_stats}) {
+    if (op == op_kind::prox_in_place_without_stats && !without_stats_too) continue;
     std::string name = penalty_name + "/" + name_of(op) + "/" + s.name;
     if (!grouping_name.empty()) name += "/" + grouping_name;
     benchmark::RegisterBenchmark(name.c_str(), [penalty, s, op, step](benchmark::State& state) {
@@ -298,9 +301,14 @@ void register_kernels(const std::string& penalty_name, const Penalty& penalty, c
             benchmark::DoNotOptimize(r);
             break;
           }
-          default: {
+          case op_kind::prox_in_place: {
             auto r = sparsereg::prox(penalty, xin, xin, step * 1e-6);
             benchmark::DoNotOptimize(r);
+            break;
+          }
+          default: {
+            sparsereg::prox(penalty, xin, xin, step * 1e-6, sparsereg::without_stats);
+            benchmark::DoNotOptimize(d.x.get());
             break;
           }
         }

@@ -7,6 +7,8 @@
 // iteration time of each (see `interleaved` below for why).
 //   l1_prox     ours: prox(l1) in place          torch: softshrink(w, t, out=w)
 //                                                torch_alt: w.copy_(w.sign() * (w.abs() - t).clamp_min(0))
+//   l1_prox_nostats  ours: prox(l1, ..., without_stats) in place (same output, no value or zero
+//                    count: what softshrink computes)   torch: as l1_prox
 //   gl_prox     ours: prox(group_lasso) in place torch: n = ||w||_2 over the group dims (keepdim);
 //                                                       w.mul_((1 - t*c/n).clamp_min(0))
 //   sgl_prox    ours: prox(sparse_group_lasso)   torch: softshrink(out=w), then the gl_prox lines
@@ -106,11 +108,12 @@ constexpr double lambda_group = 1e-4;
 constexpr double lambda_l1 = 1e-4;
 constexpr double step = 1e-3;
 
-enum class op { l1_prox, gl_prox, sgl_prox, l1_value, gl_value, sgl_value, kl_value_grad };
+enum class op { l1_prox, l1_prox_nostats, gl_prox, sgl_prox, l1_value, gl_value, sgl_value, kl_value_grad };
 
 const char* name_of(op o) {
   switch (o) {
     case op::l1_prox: return "l1_prox";
+    case op::l1_prox_nostats: return "l1_prox_nostats";
     case op::gl_prox: return "gl_prox";
     case op::sgl_prox: return "sgl_prox";
     case op::l1_value: return "l1_value";
@@ -119,7 +122,7 @@ const char* name_of(op o) {
     default: return "kl_value_grad";
   }
 }
-bool is_prox(op o) { return o == op::l1_prox || o == op::gl_prox || o == op::sgl_prox; }
+bool is_prox(op o) { return o == op::l1_prox || o == op::l1_prox_nostats || o == op::gl_prox || o == op::sgl_prox; }
 
 /// The torch side of the group proxes: w *= max(0, 1 - t*c / ||w_g||) (c = sqrt(group size)).
 void torch_group_shrink(at::Tensor& w, const std::vector<std::int64_t>& reduce, double t_times_c) {
@@ -145,6 +148,10 @@ struct runner {
     if (impl == "ours") {
       switch (o) {
         case op::l1_prox: benchmark::DoNotOptimize(sparsereg::prox(sparsereg::l1(lambda_l1), w, w, step)); break;
+        case op::l1_prox_nostats:
+          sparsereg::prox(sparsereg::l1(lambda_l1), w, w, step, sparsereg::without_stats);
+          benchmark::DoNotOptimize(w.data_ptr());
+          break;
         case op::gl_prox:
           benchmark::DoNotOptimize(sparsereg::prox(sparsereg::group_lasso(lambda_group, g.groups), w, w, step));
           break;
@@ -168,6 +175,7 @@ struct runner {
     const bool alt = impl == "torch_alt";
     switch (o) {
       case op::l1_prox:
+      case op::l1_prox_nostats:
         if (alt) {
           w.copy_(w.sign() * (w.abs() - step * lambda_l1).clamp_min(0.0));
         } else {
@@ -270,7 +278,7 @@ void register_op(op o, const peer_shape& s, const peer_grouping& g, int threads)
     at::Tensor& w = tensor_of(s);
     interleaved iv;
     iv.impls = {"ours", "torch"};
-    if (o == op::l1_prox || o == op::l1_value) iv.impls.push_back("torch_alt");
+    if (o == op::l1_prox || o == op::l1_prox_nostats || o == op::l1_value) iv.impls.push_back("torch_alt");
     std::vector<runner> runners;
     for (const auto& impl : iv.impls) runners.push_back(runner{o, s, g, impl});
     iv.run(state, w.data_ptr<float>(), n, is_prox(o), [&](std::size_t k) { runners[k].once(w); });
@@ -344,7 +352,7 @@ void register_all() {
       for (const auto& g : groupings_of(s)) {
         for (op o : {op::sgl_prox, op::gl_prox, op::sgl_value, op::gl_value}) register_op(o, s, g, threads);
         if (flat)
-          for (op o : {op::l1_prox, op::l1_value}) register_op(o, s, g, threads);
+          for (op o : {op::l1_prox, op::l1_prox_nostats, op::l1_value}) register_op(o, s, g, threads);
       }
     }
     for (const auto& s : {peer_shape{"flat64K", {64, 1024}}, peer_shape{"flat1024K", {1024, 1024}},

@@ -9,6 +9,9 @@
 //                                          other overlap is rejected. step >= 0; step = 0 is the
 //                                          identity. Returns R(y), the zero elements of y and,
 //                                          for group penalties, the groups of y that are zero.
+//   void prox(p, x, y, step, without_stats) the same output, bit for bit, without the statistics:
+//                                          for l1, whose statistics cost more than the soft
+//                                          threshold itself; other penalties compute and drop them.
 //   prox(p, x, y, steps)                   separable penalties only: per-element steps (a view of
 //                                          the same shape), the diagonal metric of Adam-like
 //                                          optimizers.
@@ -23,6 +26,7 @@
 #include <cstddef>      // std::size_t
 #include <string>       // std::string
 #include <type_traits>  // std::remove_cv_t, std::is_const_v, std::void_t
+#include <utility>      // std::declval
 #include <vector>       // std::vector (adapter)
 
 #include "errors.hpp"
@@ -184,6 +188,42 @@ prox_result prox(const P& p, const X& x, Y&& y, double step) {
   detail::require_same_shape("prox", "x", vx, "y", vy);
   detail::require_alias_or_disjoint("prox", vx, vy);
   return p.prox_of(vx, vy, step);
+}
+
+/// Tag of the prox overload that skips the statistics of prox_result.
+struct without_stats_t {
+  explicit without_stats_t() = default;
+};
+inline constexpr without_stats_t without_stats{};
+
+namespace detail {
+template <class P, class T, class = void>
+struct has_prox_only : std::false_type {};
+template <class P, class T>
+struct has_prox_only<P, T,
+                     std::void_t<decltype(std::declval<const P&>().prox_only_of(
+                         std::declval<const view<const T>&>(), std::declval<const view<T>&>(), 0.0))>>
+    : std::true_type {};
+}  // namespace detail
+
+/// y = prox_{step * R}(x), the same output as prox(p, x, y, step) bit for bit, without computing
+/// R(y) and the zero counts. For l1 those statistics (a double sum and a count per element) cost
+/// more than the soft threshold; a training loop that does not log them every step can skip
+/// them. Penalties without a statistics-free kernel run their prox and drop the result.
+template <class P, class X, class Y>
+void prox(const P& p, const X& x, Y&& y, double step, without_stats_t) {
+  const auto vx = detail::const_view_of(x);
+  const auto vy = detail::mutable_view_of(y);
+  using T = typename decltype(vx)::value_type;
+  static_assert(std::is_same_v<T, typename decltype(vy)::value_type>,
+                "sparsereg::prox: x and y must have the same element type");
+  detail::require_nonnegative("prox", "step", step);
+  detail::require_same_shape("prox", "x", vx, "y", vy);
+  detail::require_alias_or_disjoint("prox", vx, vy);
+  if constexpr (detail::has_prox_only<P, T>::value)
+    p.prox_only_of(vx, vy, step);
+  else
+    (void)p.prox_of(vx, vy, step);
 }
 
 /// Separable penalties: y_i = prox_{steps_i * R_i}(x_i), one step per element.

@@ -267,3 +267,19 @@ TEMPLATE_TEST_CASE("group_lasso: NaN stays in its group, zero-size is a no-op", 
     CHECK(other == T(9));
   }
 }
+
+TEST_CASE("group lasso prox without_stats (no kernel of its own) writes the prox's output", "[group_lasso][prox]") {
+  std::mt19937 rng(808);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(6 * 5 * 3 * 3);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = nd(rng) * static_cast<float>(1 + (i / 9) % 5);  // channel c: x (c+1)
+  const std::vector<std::size_t> shape{6, 5, 3, 3};
+  std::vector<float> with(x.size()), without(x.size(), 7.0f);
+  const sparsereg::group_lasso pen(1.0, sparsereg::groups::input_channels());
+  const auto r = sparsereg::prox(pen, sparsereg::view<const float>(x.data(), shape), sparsereg::view<float>(with.data(), shape), 1.5);
+  sparsereg::prox(pen, sparsereg::view<const float>(x.data(), shape), sparsereg::view<float>(without.data(), shape), 1.5,
+                  sparsereg::without_stats);
+  CHECK(r.zero_groups > 0);  // the case exercises zeroing and shrinking, not only the identity
+  CHECK(r.zero_groups < r.groups);
+  CHECK(bitwise_equal(with, without));
+}

@@ -143,3 +143,42 @@ TEMPLATE_TEST_CASE("l1: NaN stays in its element, zero-size is a no-op", "[l1][n
   CHECK(cell == T(5));
   CHECK(other == T(7));
 }
+
+TEMPLATE_TEST_CASE("l1 prox without_stats writes the prox's output bit for bit", "[l1][prox]", float, double) {
+  using T = TestType;
+  const auto shape = GENERATE(from_range(separable_shapes));
+  const auto lay = GENERATE(layout::contiguous, layout::padded, layout::reversed);
+  const double step = GENERATE(0.0, 1.0);
+  CAPTURE(shape, layout_name(lay), step);
+  std::mt19937 rng(707u + static_cast<unsigned>(product(shape)));
+  const std::size_t n = product(shape);
+  auto xv = random_grouped_values<T>(singletons(n), n, rng);
+  // The special values: signed zeros, a NaN of each sign, infinities.
+  const T specials[] = {T(0), T(-0.0), std::numeric_limits<T>::quiet_NaN(), -std::numeric_limits<T>::quiet_NaN(),
+                        std::numeric_limits<T>::infinity(), -std::numeric_limits<T>::infinity()};
+  for (std::size_t i = 0; i < n && i < 6; ++i) xv[(i * 7919) % n] = specials[i];
+  tensor<T> x(shape, lay);
+  x.assign(xv);
+  const auto other = lay == layout::reversed ? layout::padded : layout::reversed;
+  // Out of place into another layout, and in place.
+  tensor<T> with(shape, other), without(shape, other);
+  sparsereg::prox(l1(0.3), x.cview(), with.view(), step);
+  sparsereg::prox(l1(0.3), x.cview(), without.view(), step, sparsereg::without_stats);
+  CHECK(bitwise_equal(with.values(), without.values()));
+  CHECK(without.touched_padding() == 0);
+  CHECK(bitwise_equal(x.values(), xv));
+  tensor<T> a = x, b = x;
+  sparsereg::prox(l1(0.3), a.cview(), a.view(), step);
+  sparsereg::prox(l1(0.3), b.cview(), b.view(), step, sparsereg::without_stats);
+  CHECK(bitwise_equal(a.values(), b.values()));
+}
+
+TEST_CASE("prox without_stats checks its arguments like prox", "[l1][prox]") {
+  std::vector<float> x{1.0f, -2.0f, 0.5f, 0.0f}, y(4, 9.0f), short_y(3, 9.0f);
+  CHECK_THROWS_WITH(sparsereg::prox(l1(0.1), x, y, -1.0, sparsereg::without_stats), Catch::Contains("step"));
+  CHECK_THROWS_AS(sparsereg::prox(l1(0.1), x, short_y, 1.0, sparsereg::without_stats), std::invalid_argument);
+  CHECK(y == std::vector<float>(4, 9.0f));
+  CHECK(short_y == std::vector<float>(3, 9.0f));
+  sparsereg::prox(l1(0.5), x, y, 1.0, sparsereg::without_stats);
+  CHECK(y == std::vector<float>{0.5f, -1.5f, 0.0f, 0.0f});
+}

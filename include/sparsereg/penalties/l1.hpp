@@ -1,6 +1,7 @@
 // l1 penalty (lasso): R(w) = lambda * sum_i |w_i|.
 //
 // prox:       y_i = sign(x_i) * max(|x_i| - step*lambda, 0)   (soft threshold; Donoho 1995)
+//             prox_only_of: the same output without value and zero count (without_stats).
 //             per-element steps: threshold step_i*lambda (exact: the penalty is separable).
 // gradient:   lambda * sign(w_i), with sign(0) = 0: the minimum-norm element of
 //             the subdifferential lambda*[-1, 1] at zero.
@@ -80,6 +81,30 @@ struct l1 {
       return s;
     });
     return {lambda * r.value, r.zero_elements, 0, 0};
+  }
+
+  /// The prox's output without its statistics (sparsereg::prox(..., without_stats)): the same
+  /// soft threshold, written by a loop that does nothing else.
+  template <class T>
+  void prox_only_of(const view<const T>& x, const view<T>& y, double step) const {
+    const T t = static_cast<T>(step * lambda);
+    detail::elementwise_sweep(x, y, x, [t](const T* xp, std::ptrdiff_t sx, T* yp, std::ptrdiff_t sy, const T*,
+                                           std::ptrdiff_t, std::size_t n) {
+      const auto run = [&](auto soft) {
+        detail::with_unit_strides(sx, sy, [&](auto sxu, auto syu) {
+          for (std::size_t i = 0; i < n; ++i) {
+            const auto k = static_cast<std::ptrdiff_t>(i);
+            yp[k * syu] = soft(xp[k * sxu]);
+          }
+        });
+      };
+      if (t == T(0)) {
+        if (xp != yp) run([](T v) { return v; });
+      } else {
+        run([t](T v) { return detail::soft_threshold_positive(v, t); });
+      }
+      return detail::sweep_totals{};
+    });
   }
 
   template <class T>
