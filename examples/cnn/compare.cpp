@@ -50,11 +50,8 @@ int main(int argc, char** argv) {
   bool help = false, full = false;
   std::string only;
   double var_lambda_group = -1;
-  const bool finetune_given = [&] {
-    for (int i = 1; i < argc; ++i)
-      if (std::string(argv[i]) == "--finetune-epochs") return true;
-    return false;
-  }();
+  constexpr std::size_t finetune_unset = static_cast<std::size_t>(-1);
+  o.finetune_epochs = finetune_unset;
   try {
     parse_options(argc, argv, o,
                   {{"--help", {false, [&](const std::string&) { help = true; }}},
@@ -75,7 +72,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (o.epochs == 0) o.epochs = full ? 30 : 3;
-  if (!finetune_given && !full) o.finetune_epochs = 1;
+  if (o.finetune_epochs == finetune_unset) o.finetune_epochs = full ? 0 : 1;
   if (o.lambda_group < 0) o.lambda_group = full ? 0.0005 : 0.0015;
   if (o.lambda_l1 < 0) o.lambda_l1 = full ? 0.000003 : 0.000005;
   if (o.var_weight < 0) o.var_weight = full ? 0.001 : 0.002;

@@ -555,7 +555,8 @@ struct lane_block {
   std::vector<T> own_sq, own_ab;
   std::vector<std::size_t> own_zeros;
 
-  explicit lane_block(bool private_copy_) : private_copy(private_copy_) {}
+  /// For the thread whose share is blocks [b0, b1) of nb: private unless it has them all.
+  lane_block(std::size_t b0, std::size_t b1, std::size_t nb) : private_copy(!(b0 == 0 && b1 == nb)) {}
 
   /// Makes the block hold groups g0_ + k*gs_, k < m_ (storing the ones it held). `at` maps (lane,
   /// group) to a workspace index (lane-major: at(j, g) = j * G + g).
@@ -762,8 +763,6 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
     seen[g] += count;
   };
 
-  const auto walk_blocks = [&](std::size_t b0, std::size_t b1, auto&& f) { bs.walk(p, b0, b1, f); };
-
   if (slab_rows) {
     for_each_thread_share(nb, parallel, [&](std::size_t b0, std::size_t b1) {
       if (b0 >= b1) return;
@@ -772,7 +771,7 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
       // Column k of a tile of `tile` rows is one vector loop over the tile's consecutive groups,
       // reading x with stride len (gathers); the zero counts of the tile stay 32-bit meanwhile.
       constexpr std::size_t tile = 256;
-      lane_block<T> lb(!(b0 == 0 && b1 == nb));  // private lanes unless this thread has them all
+      lane_block<T> lb(b0, b1, nb);
       const std::size_t mw = hi - lo;
       for_each_run(p, split, lo, lo + 1, [&](const run_position& pos) {
         lb.hold(pos.group, 1, mw, sq.data(), ab.data(), zeros.data(), seen.data(), at);
@@ -803,8 +802,8 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
   } else {
   // Row by row: each run continues its group's lanes.
   for_each_thread_share(nb, parallel, [&](std::size_t b0, std::size_t b1) {
-    lane_block<T> lb(!(b0 == 0 && b1 == nb));  // runs crossing groups: the groups of the current row
-    walk_blocks(b0, b1, [&](const run_position& pos, std::size_t lo, std::size_t hi) {
+    lane_block<T> lb(b0, b1, nb);  // runs crossing groups: the groups of the current row
+    bs.walk(p, b0, b1, [&](const run_position& pos, std::size_t lo, std::size_t hi) {
       const T* xp = x.data() + pos.offset_a;
       if (staged_runs) {
         const std::size_t g = pos.group;
