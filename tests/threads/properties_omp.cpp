@@ -138,10 +138,15 @@ TEMPLATE_TEST_CASE("group penalties give bit-identical results for 1, 2 and 3 th
       {"hwio input_channels", {3, 3, 300, 20}, groups::input_channels(conv_layout::hwio)},
       {"fc output_neurons", {300, 200}, groups::output_neurons()},
       {"fc input_neurons", {200, 300}, groups::input_neurons()},
+      // Column tiles (rows * 256 elements fit the tile budget): several tiles per thread, tiles
+      // of whole blocks that are not all the same width.
+      {"fc input_neurons, several column tiles", {120, 2500}, groups::input_neurons()},
+      // Too many rows for a column tile of 256: the two-pass crossing path.
+      {"fc input_neurons, tall (two passes)", {600, 70}, groups::input_neurons()},
       {"explicit random partition", {100, 300}, random_partition(100 * 300, prng)},
       {"whole", {300, 200}, groups::whole()},
   };
-  const auto k = static_cast<std::size_t>(GENERATE(range(0, 10)));
+  const auto k = static_cast<std::size_t>(GENERATE(range(0, 12)));
   const auto lay = GENERATE(layout::contiguous, layout::reversed);
   const auto& s = setups[k];
   CAPTURE(s.name, layout_name(lay));

@@ -536,30 +536,35 @@ void grouped_apply(const view<const T>& x, const view<O>& out, const grouping& g
 
 /// The lanes pass 1 of a strided sweep updates for the groups g0 + k*gs, k < m, which all have
 /// seen the same number of elements (`seen`): lane j of group k is sq[j * lane_stride + k *
-/// group_stride] (likewise ab; zero counts zeros[k * group_stride]). With one thread these point
-/// into the shared workspace. With several, each thread works on a private copy of its groups,
-/// loaded when it starts on them and stored back when it moves on and at the end: updated in
-/// place, the cache lines at the border of two threads' group ranges move between the cores on
-/// every row (measured: the input channels of a 256x256x3x3 conv weight took 4x longer on 2
-/// threads than on 1). The copy costs 2 x 16 values per group, so one thread goes without it
-/// (fc 80x3136 column groups: 5-7 GB/s with the copy, 13-14 without).
+/// group_stride] (likewise ab, when the sweep sums |u|). With one thread these point into the
+/// shared workspace. With several, each thread works on a private copy of its groups, loaded when
+/// it starts on them and stored back when it moves on and at the end: updated in place, the cache
+/// lines at the border of two threads' group ranges move between the cores on every row
+/// (measured: the input channels of a 256x256x3x3 conv weight took 4x longer on 2 threads than on
+/// 1). The copy costs 2 x 8 values per group, so one thread goes without it (fc 80x3136 column
+/// groups: 5-7 GB/s with the copy, 13-14 without).
+/// Zero counts are always the block's own: 32-bit, one per group, contiguous (64-bit counts in
+/// the workspace took 40% of the crossing loop: every vector of 8 or 16 elements needed two
+/// widening adds and two 64-byte stores for them); reserve_counts adds them into the
+/// workspace's counts before they could overflow.
 template <class T>
 struct lane_block {
   static constexpr std::size_t none = static_cast<std::size_t>(-1);
   bool private_copy = false;
   std::size_t g0 = none, gs = 1, m = 0, seen = 0;
   T* sq = nullptr;
-  T* ab = nullptr;
-  std::size_t* zeros = nullptr;
+  T* ab = nullptr;  // null when the sweep does not sum |u|
+  std::uint32_t* zeros = nullptr;
   std::size_t lane_stride = 0, group_stride = 1;
   std::vector<T> own_sq, own_ab;
-  std::vector<std::size_t> own_zeros;
+  std::vector<std::uint32_t> own_zeros;
+  std::size_t counted_from = 0;  // `seen` when own_zeros were last added into the workspace
 
   /// For the thread whose share is blocks [b0, b1) of nb: private unless it has them all.
   lane_block(std::size_t b0, std::size_t b1, std::size_t nb) : private_copy(!(b0 == 0 && b1 == nb)) {}
 
   /// Makes the block hold groups g0_ + k*gs_, k < m_ (storing the ones it held). `at` maps (lane,
-  /// group) to a workspace index (lane-major: at(j, g) = j * G + g).
+  /// group) to a workspace index (lane-major: at(j, g) = j * G + g). wab may be null.
   template <class At>
   void hold(std::size_t g0_, std::size_t gs_, std::size_t m_, T* wsq, T* wab, std::size_t* wzeros, std::size_t* wseen,
             const At& at) {
@@ -569,49 +574,65 @@ struct lane_block {
     gs = gs_;
     m = m_;
     seen = wseen[g0];
+    counted_from = seen;
+    own_zeros.assign(m, 0);
+    zeros = own_zeros.data();
     if (!private_copy) {
       sq = wsq + at(0, g0);
-      ab = wab + at(0, g0);
-      zeros = wzeros + g0;
+      ab = wab ? wab + at(0, g0) : nullptr;
       lane_stride = at(1, g0) - at(0, g0);
       group_stride = gs;
       return;
     }
     own_sq.resize(lanes * m);
-    own_ab.resize(lanes * m);
-    own_zeros.resize(m);
     for (std::size_t j = 0; j < lanes; ++j)
-      for (std::size_t k = 0; k < m; ++k) {
-        own_sq[j * m + k] = wsq[at(j, g0 + k * gs)];
-        own_ab[j * m + k] = wab[at(j, g0 + k * gs)];
-      }
-    for (std::size_t k = 0; k < m; ++k) own_zeros[k] = wzeros[g0 + k * gs];
+      for (std::size_t k = 0; k < m; ++k) own_sq[j * m + k] = wsq[at(j, g0 + k * gs)];
     sq = own_sq.data();
-    ab = own_ab.data();
-    zeros = own_zeros.data();
+    ab = nullptr;
+    if (wab) {
+      own_ab.resize(lanes * m);
+      for (std::size_t j = 0; j < lanes; ++j)
+        for (std::size_t k = 0; k < m; ++k) own_ab[j * m + k] = wab[at(j, g0 + k * gs)];
+      ab = own_ab.data();
+    }
     lane_stride = m;
     group_stride = 1;
   }
+  /// Call before the groups see n more elements: a count grows by at most that many.
+  void reserve_counts(std::size_t n, std::size_t* wzeros) {
+    if (seen + n - counted_from > std::size_t(0xFFFFFFFFu)) add_counts(wzeros);
+  }
   /// Writes the block's lanes and counts back into the workspace (all its groups have seen `seen`).
   template <class At>
-  void store(T* wsq, T* wab, std::size_t* wzeros, std::size_t* wseen, const At& at) const {
+  void store(T* wsq, T* wab, std::size_t* wzeros, std::size_t* wseen, const At& at) {
     if (g0 == none) return;
     if (private_copy) {
       for (std::size_t j = 0; j < lanes; ++j)
-        for (std::size_t k = 0; k < m; ++k) {
-          wsq[at(j, g0 + k * gs)] = own_sq[j * m + k];
-          wab[at(j, g0 + k * gs)] = own_ab[j * m + k];
-        }
-      for (std::size_t k = 0; k < m; ++k) wzeros[g0 + k * gs] = own_zeros[k];
+        for (std::size_t k = 0; k < m; ++k) wsq[at(j, g0 + k * gs)] = own_sq[j * m + k];
+      if (wab)
+        for (std::size_t j = 0; j < lanes; ++j)
+          for (std::size_t k = 0; k < m; ++k) wab[at(j, g0 + k * gs)] = own_ab[j * m + k];
     }
+    add_counts(wzeros);
     for (std::size_t k = 0; k < m; ++k) wseen[g0 + k * gs] = seen;
+  }
+
+ private:
+  void add_counts(std::size_t* wzeros) {
+    for (std::size_t k = 0; k < m; ++k) {
+      wzeros[g0 + k * gs] += own_zeros[k];
+      own_zeros[k] = 0;
+    }
+    counted_from = seen;
   }
 };
 
 /// The grouped two-pass sweep. decide(g, size, sumsq, abs_sum, zeros) -> group_decision<T>;
 /// apply(xp, sx, op, so, n, factor_of) writes one run of the output, element i scaled by
 /// factor_of(i) (a uniform_factor or an indexed_factor).
-template <class T, class O, class Pre, class Decide, class Apply>
+/// WithAbs = false: the caller's decide does not use abs_sum, which is then 0 on every path (the
+/// strided paths skip its lane stream: one read-modify-write per element of the workspace).
+template <bool WithAbs = true, class T, class O, class Pre, class Decide, class Apply>
 sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const grouping& grp, Pre pre, Decide decide,
                            Apply apply) {
   constexpr bool writes = !std::is_same_v<Apply, no_apply>;
@@ -639,7 +660,7 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
           accumulate_run(&v, 1, 1, k, pre, acc);
         }
         const auto d = decide(g, n, static_cast<double>(combine_lanes(acc.sq)),
-                              static_cast<double>(combine_lanes(acc.ab)), acc.zeros);
+                              WithAbs ? static_cast<double>(combine_lanes(acc.ab)) : 0.0, acc.zeros);
         t.add({d.value, d.zero_elements, d.zero_group ? 1u : 0u, 1});
         if constexpr (writes) {
           for (std::size_t k = 0; k < n; ++k) {
@@ -694,7 +715,7 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
         }
         for (std::size_t m = 0; m < count; ++m) {
           const auto d = decide(pending[m].group, group_size, static_cast<double>(combine_lanes(acc[m].sq)),
-                                static_cast<double>(combine_lanes(acc[m].ab)), acc[m].zeros);
+                                WithAbs ? static_cast<double>(combine_lanes(acc[m].ab)) : 0.0, acc[m].zeros);
           t.add({d.value, d.zero_elements, d.zero_group ? 1u : 0u, 1});
           if constexpr (writes)
             apply(xs[m], r.stride_a, out.data() + pending[m].offset_b, r.stride_b, r.extent, uniform_factor<T>{d.factor});
@@ -721,6 +742,79 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
   // so that update is one vector loop. Runs inside a group update the 8 lanes of that group:
   // stored [group][lane], two vector loads and stores per run.
   const bool crossing = r.identifies_group;
+  // Column tiles: when the run axis is the only one that identifies groups (the input neurons of
+  // a row-major out x in weight), a tile of consecutive blocks holds whole groups. Each thread
+  // accumulates a tile's lanes in its own small buffer, decides the tile's groups and writes the
+  // tile while it is still in L2: the tensor is read from memory once instead of twice, one
+  // parallel region instead of three, no shared workspace to zero. Per group the additions, and
+  // per block the totals, happen in the order of the two-pass path (blocks of the run axis are
+  // the blocks of the groups), so results are identical. Only when a tile of at least
+  // min_tile_cols columns fits the budget: with more rows, a tile would read short pieces of
+  // many rows, which the two-pass path avoids (measured no faster on 4096 x 4096).
+  constexpr std::size_t tile_budget = std::size_t(256) << 10;  // bytes of x per tile
+  constexpr std::size_t min_tile_cols = 256;
+  const std::size_t rows = p.size / es;
+  if (crossing && split == p.rank - 1 && G == es && r.group_stride == 1 &&
+      rows * min_tile_cols * sizeof(T) <= tile_budget) {
+    sweep_totals parts[max_blocks];
+    for_each_thread_share(nb, parallel, [&](std::size_t b0, std::size_t b1) {
+      if (b0 >= b1) return;
+      const std::size_t max_cols = std::max<std::size_t>(tile_budget / (rows * sizeof(T)), 1);
+      std::vector<T> tsq, tab, tf;
+      std::vector<std::uint32_t> tz;
+      for (std::size_t t0 = b0, t1 = b0; t0 < b1; t0 = t1) {
+        // Whole blocks, at least one, about max_cols columns.
+        const std::size_t lo = block_begin(es, nb, t0);
+        for (t1 = t0 + 1; t1 < b1 && block_begin(es, nb, t1 + 1) - lo <= max_cols; ++t1) {
+        }
+        const std::size_t m = block_begin(es, nb, t1) - lo;
+        tsq.assign(lanes * m, T(0));  // lane-major: lane j of column lo + k at j * m + k
+        if constexpr (WithAbs) tab.assign(lanes * m, T(0));
+        if constexpr (writes) tz.assign(m, 0);
+        std::size_t seen = 0;  // element index inside each group = runs visited so far
+        bs.walk(p, t0, t1, [&](const run_position& pos, std::size_t clo, std::size_t) {
+          const std::size_t lane = seen++ & (lanes - 1);
+          const T* xr = x.data() + pos.offset_a + static_cast<std::ptrdiff_t>(clo) * r.stride_a;
+          T* sql = tsq.data() + lane * m;
+          T* abl = WithAbs ? tab.data() + lane * m : nullptr;
+          std::uint32_t* zl = tz.data();
+          with_unit_strides(r.stride_a, 1, [&](auto sx, auto) {
+            for (std::size_t k = 0; k < m; ++k) {
+              const T u = pre(xr[static_cast<std::ptrdiff_t>(k) * sx]);
+              sql[k] = add_square(sql[k], u);
+              if constexpr (WithAbs) abl[k] += std::fabs(u);
+              if constexpr (writes) zl[k] += (u == T(0));  // only a prox reports zeros
+            }
+          });
+        });
+        if constexpr (writes) tf.resize(m);
+        for (std::size_t b = t0; b < t1; ++b) {
+          sweep_totals t;
+          for (std::size_t g = block_begin(es, nb, b); g < block_begin(es, nb, b + 1); ++g) {
+            const std::size_t k = g - lo;
+            T sl[lanes], al[lanes] = {};
+            for (std::size_t j = 0; j < lanes; ++j) sl[j] = tsq[j * m + k];
+            if constexpr (WithAbs)
+              for (std::size_t j = 0; j < lanes; ++j) al[j] = tab[j * m + k];
+            const auto d = decide(g, group_size, static_cast<double>(combine_lanes(sl)),
+                                  WithAbs ? static_cast<double>(combine_lanes(al)) : 0.0,
+                                  writes ? static_cast<std::size_t>(tz[k]) : std::size_t(0));
+            t.add({d.value, d.zero_elements, d.zero_group ? 1u : 0u, 1});
+            if constexpr (writes) tf[k] = d.factor;
+          }
+          parts[b] = t;
+        }
+        if constexpr (writes) {
+          bs.walk(p, t0, t1, [&](const run_position& pos, std::size_t clo, std::size_t chi) {
+            apply(x.data() + pos.offset_a + static_cast<std::ptrdiff_t>(clo) * r.stride_a, r.stride_a,
+                  out.data() + pos.offset_b + static_cast<std::ptrdiff_t>(clo) * r.stride_b, r.stride_b, chi - clo,
+                  indexed_factor<T, std::integral_constant<std::ptrdiff_t, 1>>{tf.data(), {}});
+          });
+        }
+      }
+    });
+    return sum_blocks(parts, nb);
+  }
   // Dense slabs (the input channels of an OIHW tensor: for each outer index, one contiguous I x HW
   // slab whose rows are the groups' runs): each group has seen the same number of elements when
   // a slab starts, so element k of every row goes to the same lane, (seen + k) mod 8. The slab is
@@ -731,7 +825,9 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
                          p.axes[split].group_stride == 1 && r.extent < 4 * lanes;
   const bool lane_major = crossing || slab_rows;
   const auto at = [lane_major, G](std::size_t lane, std::size_t g) { return lane_major ? lane * G + g : g * lanes + lane; };
-  std::vector<T> sq(lanes * G, T(0)), ab(lanes * G, T(0));
+  // The lane-major loops skip ab without WithAbs; the other paths keep it (in registers there).
+  std::vector<T> sq(lanes * G, T(0)), ab(WithAbs || !lane_major ? lanes * G : 0, T(0));
+  T* const lane_ab = WithAbs ? ab.data() : nullptr;  // what the lane-major loops update
   std::vector<std::size_t> zeros(G, 0), seen(G, 0);
   std::vector<T> factor(writes ? G : 0);
 
@@ -774,7 +870,8 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
       lane_block<T> lb(b0, b1, nb);
       const std::size_t mw = hi - lo;
       for_each_run(p, split, lo, lo + 1, [&](const run_position& pos) {
-        lb.hold(pos.group, 1, mw, sq.data(), ab.data(), zeros.data(), seen.data(), at);
+        lb.hold(pos.group, 1, mw, sq.data(), lane_ab, zeros.data(), seen.data(), at);
+        if constexpr (writes) lb.reserve_counts(len, zeros.data());
         const T* xs = x.data() + pos.offset_a;  // row lo of the slab; rows are len apart
         const std::size_t first = lb.seen;
         for (std::size_t i0 = lo; i0 < hi; i0 += tile) {
@@ -784,12 +881,12 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
           for (std::size_t k = 0; k < len; ++k) {
             const std::size_t lane = (first + k) & (lanes - 1);
             T* sql = lb.sq + lane * lb.lane_stride + (i0 - lo);  // groups are consecutive: stride 1
-            T* abl = lb.ab + lane * lb.lane_stride + (i0 - lo);
+            T* abl = WithAbs ? lb.ab + lane * lb.lane_stride + (i0 - lo) : nullptr;
             const T* xk = xt + k;
             for (std::size_t i = 0; i < m; ++i) {
               const T v = pre(xk[i * len]);
               sql[i] = add_square(sql[i], v);
-              abl[i] += std::fabs(v);
+              if constexpr (WithAbs) abl[i] += std::fabs(v);
               if constexpr (writes) zt[i] += (v == T(0));  // only a prox reports zeros
             }
           }
@@ -797,7 +894,7 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
         }
         lb.seen += len;
       });
-      lb.store(sq.data(), ab.data(), zeros.data(), seen.data(), at);
+      lb.store(sq.data(), lane_ab, zeros.data(), seen.data(), at);
     });
   } else {
   // Row by row: each run continues its group's lanes.
@@ -860,25 +957,26 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
         const std::size_t g0 = pos.group + lo * r.group_stride;
         const std::size_t mw = hi - lo;
         // Every run over these groups starts at g0.
-        lb.hold(g0, r.group_stride, mw, sq.data(), ab.data(), zeros.data(), seen.data(), at);
+        lb.hold(g0, r.group_stride, mw, sq.data(), lane_ab, zeros.data(), seen.data(), at);
+        if constexpr (writes) lb.reserve_counts(1, zeros.data());
         const std::size_t lane = lb.seen & (lanes - 1);
         lb.seen += 1;
         const T* xr = xp + static_cast<std::ptrdiff_t>(lo) * r.stride_a;
         T* sql = lb.sq + lane * lb.lane_stride;
-        T* abl = lb.ab + lane * lb.lane_stride;
-        std::size_t* zl = lb.zeros;
+        T* abl = WithAbs ? lb.ab + lane * lb.lane_stride : nullptr;
+        std::uint32_t* zl = lb.zeros;  // contiguous, whatever the group stride
         with_unit_strides(r.stride_a, static_cast<std::ptrdiff_t>(lb.group_stride), [&](auto sx, auto sg) {
           for (std::size_t k = 0; k < mw; ++k) {
             const auto i = static_cast<std::ptrdiff_t>(k);
             const T u = pre(xr[i * sx]);
             sql[i * sg] = add_square(sql[i * sg], u);
-            abl[i * sg] += std::fabs(u);
-            if constexpr (writes) zl[i * sg] += (u == T(0));  // only a prox reports zeros
+            if constexpr (WithAbs) abl[i * sg] += std::fabs(u);
+            if constexpr (writes) zl[i] += (u == T(0));  // only a prox reports zeros
           }
         });
       }
     });
-    lb.store(sq.data(), ab.data(), zeros.data(), seen.data(), at);
+    lb.store(sq.data(), lane_ab, zeros.data(), seen.data(), at);
   });
   }  // slab_rows
 
@@ -890,13 +988,12 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
     for (std::size_t g = block_begin(G, nbg, static_cast<std::size_t>(b));
          g < block_begin(G, nbg, static_cast<std::size_t>(b) + 1); ++g) {
       if (staged_runs && staged[g] > 0) flush_stage(g, staged[g]);
-      T sl[lanes], al[lanes];
-      for (std::size_t j = 0; j < lanes; ++j) {
-        sl[j] = sq[at(j, g)];
-        al[j] = ab[at(j, g)];
-      }
-      const auto d = decide(g, group_size, static_cast<double>(combine_lanes(sl)), static_cast<double>(combine_lanes(al)),
-                            zeros[g]);
+      T sl[lanes], al[lanes] = {};
+      for (std::size_t j = 0; j < lanes; ++j) sl[j] = sq[at(j, g)];
+      if constexpr (WithAbs)
+        for (std::size_t j = 0; j < lanes; ++j) al[j] = ab[at(j, g)];
+      const auto d = decide(g, group_size, static_cast<double>(combine_lanes(sl)),
+                            WithAbs ? static_cast<double>(combine_lanes(al)) : 0.0, zeros[g]);
       t.add({d.value, d.zero_elements, d.zero_group ? 1u : 0u, 1});
       if constexpr (writes) factor[g] = d.factor;
     }

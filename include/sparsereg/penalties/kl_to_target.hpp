@@ -697,7 +697,7 @@ class kl_to_target {
     grp.check("kl_to_target(on_group_norms)", w);
     st.norms.resize(grp.group_count(w));
     double* norms = st.norms.data();
-    detail::grouped_sweep(
+    detail::grouped_sweep<false>(
         w, w, grp, [](T v) { return v; },
         [norms](std::size_t gi, std::size_t, double sumsq, double, std::size_t) {
           norms[gi] = std::sqrt(sumsq);

@@ -16,6 +16,7 @@
 #include <cmath>    // std::sqrt, std::isnan
 #include <cstddef>  // std::size_t
 #include <limits>   // std::numeric_limits
+#include <type_traits>  // std::true_type, std::false_type
 
 #include "../detail/sweep.hpp"
 #include "../groups.hpp"
@@ -33,14 +34,15 @@ struct group_penalty_kernels {
   template <class T>
   double value_of(const view<const T>& w) const {
     groups->check("value", w);
-    const auto t = grouped_sweep(
-        w, w, *groups, [](T v) { return v; },
-        [&](std::size_t g, std::size_t n, double sumsq, double abs_sum, std::size_t) {
-          group_decision<T> d;
-          d.value = lambda_group * groups->weight(g, n) * std::sqrt(sumsq) + lambda_l1 * abs_sum;
-          return d;
-        },
-        no_apply{});
+    const auto decide = [&](std::size_t g, std::size_t n, double sumsq, double abs_sum, std::size_t) {
+      group_decision<T> d;
+      d.value = lambda_group * groups->weight(g, n) * std::sqrt(sumsq) + lambda_l1 * abs_sum;
+      return d;
+    };
+    const auto identity = [](T v) { return v; };
+    // Group lasso: sum|w| is not needed (abs_sum is then 0).
+    const auto t = lambda_l1 == 0.0 ? grouped_sweep<false>(w, w, *groups, identity, decide, no_apply{})
+                                    : grouped_sweep(w, w, *groups, identity, decide, no_apply{});
     return t.value;
   }
 
@@ -48,7 +50,7 @@ struct group_penalty_kernels {
   void add_gradient_to(const view<const T>& w, const view<T>& grad) const {
     groups->check("add_gradient", w);
     const T l1 = static_cast<T>(lambda_l1);
-    grouped_sweep(
+    grouped_sweep<false>(
         w, grad, *groups, [](T v) { return v; },
         [&](std::size_t g, std::size_t n, double sumsq, double, std::size_t) {
           group_decision<T> d;
@@ -93,8 +95,8 @@ struct group_penalty_kernels {
       return d;
     };
     // u = soft_threshold(x, t1), which is x itself when t1 = 0 (group lasso, or step 0).
-    const auto sweep = [&](auto pre) {
-      return grouped_sweep(x, y, *groups, pre, decide,
+    const auto sweep = [&](auto pre, auto with_abs) {
+      return grouped_sweep<decltype(with_abs)::value>(x, y, *groups, pre, decide,
                            [pre](const T* xp, std::ptrdiff_t sx, T* yp, std::ptrdiff_t sy, std::size_t n, auto factor_of) {
                              with_unit_strides(sx, sy, [&](auto sxu, auto syu) {
                                for (std::size_t i = 0; i < n; ++i) {
@@ -104,8 +106,11 @@ struct group_penalty_kernels {
                              });
                            });
     };
-    const auto r = t1 == T(0) ? sweep([](T v) { return v; })
-                              : sweep([t1](T v) { return soft_threshold_positive(v, t1); });
+    // Group lasso (lambda_l1 = 0): the output's value needs no sum |y|.
+    const auto identity = [](T v) { return v; };
+    const auto r = lambda_l1 == 0.0 ? sweep(identity, std::false_type{})
+                   : t1 == T(0)     ? sweep(identity, std::true_type{})
+                                    : sweep([t1](T v) { return soft_threshold_positive(v, t1); }, std::true_type{});
     return {r.value, r.zero_elements, r.zero_groups, r.groups};
   }
 };
