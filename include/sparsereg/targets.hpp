@@ -120,15 +120,61 @@ class target {
   /// out[b] = integral over [lo, lo + (bins-1)*h] of density(x) * hat_b(x) dx for the grid
   /// c_b = lo + b*h (b < bins), scales multiplied by `unit`. Not normalized.
   void hat_masses(double lo, double h, std::size_t bins, double unit, double* out) const {
+    std::vector<double> scratch;
+    hat_masses(lo, h, bins, unit, out, scratch);
+  }
+  /// The same, with a caller-owned scratch buffer (no allocation once it has grown). Gaussian
+  /// families evaluate erfc and exp once per grid point and scale (neighbouring intervals share
+  /// an end), half of what interval by interval costs; the values are the same.
+  void hat_masses(double lo, double h, std::size_t bins, double unit, double* out, std::vector<double>& scratch) const {
     for (std::size_t b = 0; b < bins; ++b) out[b] = 0.0;
-    for (std::size_t k = 0; k + 1 < bins; ++k) {
-      const double a = lo + static_cast<double>(k) * h;
-      const double b = lo + static_cast<double>(k + 1) * h;
-      const moments m = interval(a, b, unit);
+    const auto add = [&](std::size_t k, const moments& m) {
       // integral f * (x - a)/h goes to the right centre, the rest of integral f to the left one.
       const double right = m.first / h;
       out[k] += m.mass - right;
       out[k + 1] += right;
+    };
+    if (family_ != family::spike_and_slab && family_ != family::gaussian) {
+      for (std::size_t k = 0; k + 1 < bins; ++k)
+        add(k, interval(lo + static_cast<double>(k) * h, lo + static_cast<double>(k + 1) * h, unit));
+      return;
+    }
+    // Point k (k < bins) holds gauss_at(|c_k|, s_j) for each component j; point `bins` holds |0|.
+    const std::size_t nc = family_ == family::spike_and_slab ? 2 : 1;
+    const double sc[2] = {(nc == 2 ? s0_ : s1_) * unit, s1_ * unit};
+    scratch.resize(2 * nc * (bins + 1));
+    const auto pt = [&](std::size_t k, std::size_t j) { return gauss_point{scratch[2 * (k * nc + j)], scratch[2 * (k * nc + j) + 1]}; };
+    for (std::size_t k = 0; k <= bins; ++k) {
+      const double c = k < bins ? lo + static_cast<double>(k) * h : 0.0;
+      for (std::size_t j = 0; j < nc; ++j) {
+        const gauss_point g = gauss_at(c < 0.0 ? -c : c, sc[j]);
+        scratch[2 * (k * nc + j)] = g.e;
+        scratch[2 * (k * nc + j) + 1] = g.p;
+      }
+    }
+    // right_side(a, b) with a, b the points ia, ib (a >= 0 or a = -0.0, as interval() passes them).
+    const auto right = [&](double a, std::size_t ia, std::size_t ib) {
+      if (nc == 1) return gauss_between(a, sc[0], pt(ia, 0), pt(ib, 0));
+      const moments m0 = gauss_between(a, sc[0], pt(ia, 0), pt(ib, 0));
+      const moments m1 = gauss_between(a, sc[1], pt(ia, 1), pt(ib, 1));
+      return moments{pi_ * m0.mass + (1.0 - pi_) * m1.mass, pi_ * m0.first + (1.0 - pi_) * m1.first};
+    };
+    const std::size_t zero = bins;
+    for (std::size_t k = 0; k + 1 < bins; ++k) {
+      // interval(a, b) case by case, with the points instead of fresh erfc / exp calls.
+      const double a = lo + static_cast<double>(k) * h;
+      const double b = lo + static_cast<double>(k + 1) * h;
+      if (a >= 0.0) {
+        add(k, right(a, k, k + 1));
+      } else if (b <= 0.0) {
+        const moments m = right(-b, k + 1, k);
+        add(k, {m.mass, (b - a) * m.mass - m.first});
+      } else {
+        const moments ml = right(-0.0, zero, k);
+        const moments l{ml.mass, (0.0 - a) * ml.mass - ml.first};
+        const moments r = right(0.0, zero, k + 1);
+        add(k, {l.mass + r.mass, l.first + r.first - a * r.mass});
+      }
     }
   }
 
@@ -173,15 +219,23 @@ class target {
 
   // N(0, s^2) on [a, b], 0 <= a <= b: mass from erfc (no cancellation in the tail); the partial
   // first moment integral x phi_s = s^2 (phi_s(a) - phi_s(b)).
-  static moments gauss_right(double a, double b, double s) {
+  struct gauss_point {
+    double e;  // erfc(x / (s sqrt 2))
+    double p;  // exp(-x^2 / (2 s^2))
+  };
+  static gauss_point gauss_at(double x, double s) {
     const double r = 0.7071067811865476 / s;
+    const double z = x / s;
+    return {std::erfc(x * r), std::exp(-0.5 * z * z)};
+  }
+  static moments gauss_between(double a, double s, gauss_point pa, gauss_point pb) {
     moments m;
-    m.mass = 0.5 * (std::erfc(a * r) - std::erfc(b * r));
-    const double za = a / s, zb = b / s;
-    m.first = s * 0.3989422804014327 * (std::exp(-0.5 * za * za) - std::exp(-0.5 * zb * zb)) - a * m.mass;
+    m.mass = 0.5 * (pa.e - pb.e);
+    m.first = s * 0.3989422804014327 * (pa.p - pb.p) - a * m.mass;
     if (m.first < 0.0) m.first = 0.0;  // rounding when the interval carries (almost) no mass
     return m;
   }
+  static moments gauss_right(double a, double b, double s) { return gauss_between(a, s, gauss_at(a, s), gauss_at(b, s)); }
 
   // Laplace(beta) on [a, b], 0 <= a <= b, d = b - a, t = d / beta:
   //   mass  = e^{-a/beta} (1 - e^{-t}) / 2

@@ -62,6 +62,67 @@ TEST_CASE("kl_to_target: hyper-parameters are validated, naming the parameter an
   require_throws_naming([] { kl_to_target(1.0).scaled(-1.0); }, "lambda");
 }
 
+namespace {
+// N(0, s^2) on [a, b] in long double, interval by interval: mass and integral (x - a) phi_s,
+// erfc on the side of zero the interval lies on (no cancellation in the tails).
+std::pair<long double, long double> gauss_moments_ld(long double a, long double b, long double s) {
+  const long double r = 1.0L / (s * std::sqrt(2.0L));
+  long double mass;
+  if (a >= 0) mass = 0.5L * (std::erfc(a * r) - std::erfc(b * r));
+  else if (b <= 0) mass = 0.5L * (std::erfc(-b * r) - std::erfc(-a * r));
+  else mass = 1.0L - 0.5L * std::erfc(-a * r) - 0.5L * std::erfc(b * r);
+  const auto phi = [&](long double x) { return std::exp(-0.5L * (x / s) * (x / s)) / (s * std::sqrt(2.0L * 3.14159265358979323846264338327950288L)); };
+  return {mass, s * s * (phi(a) - phi(b)) - a * mass};
+}
+}  // namespace
+
+TEST_CASE("kl_to_target: Gaussian hat masses agree with a long-double evaluation interval by interval",
+          "[kl_to_target]") {
+  // hat_masses evaluates erfc / exp once per grid point and rebuilds every interval from its two
+  // ends (mirrored left of zero, split where an interval straddles it): a wrong end or sign shows
+  // here as an error far above rounding.
+  struct grid {
+    double lo, hi;
+    std::size_t bins;
+  };
+  const std::vector<grid> grids = {{-3.0, 3.0, 257}, {-3.0, 3.0, 256}, {0.0, 4.0, 64}, {-1.0, 3.0, 33},
+                                   {-2.5, -0.5, 16}, {-0.3, 0.0, 9}};
+  const double unit = 1.3;
+  for (const target& t : {target::spike_and_slab(0.3, 0.05, 1.0, scale_mode::relative),
+                          target::gaussian(0.7, scale_mode::relative)}) {
+    const bool spike = t.describe().rfind("spike", 0) == 0;
+    for (const grid& gr : grids) {
+      INFO(t.describe() << " on [" << gr.lo << ", " << gr.hi << "], " << gr.bins << " bins");
+      const double h = (gr.hi - gr.lo) / static_cast<double>(gr.bins - 1);
+      std::vector<double> got(gr.bins);
+      std::vector<double> scratch;
+      t.hat_masses(gr.lo, h, gr.bins, unit, got.data(), scratch);
+      std::vector<long double> want(gr.bins, 0.0L);
+      for (std::size_t k = 0; k + 1 < gr.bins; ++k) {
+        const long double a = gr.lo + static_cast<double>(k) * h, b = gr.lo + static_cast<double>(k + 1) * h;
+        long double mass = 0, first = 0;
+        if (spike) {
+          const auto m0 = gauss_moments_ld(a, b, 0.05L * unit), m1 = gauss_moments_ld(a, b, 1.0L * unit);
+          mass = 0.3L * m0.first + 0.7L * m1.first;
+          first = 0.3L * m0.second + 0.7L * m1.second;
+        } else {
+          const auto m = gauss_moments_ld(a, b, 0.7L * unit);
+          mass = m.first;
+          first = m.second;
+        }
+        want[k] += mass - first / h;
+        want[k + 1] += first / h;
+      }
+      for (std::size_t k = 0; k < gr.bins; ++k)
+        CHECK(got[k] == Approx(static_cast<double>(want[k])).epsilon(1e-10).margin(1e-15));
+      // The overload without a scratch buffer gives the same values.
+      std::vector<double> plain(gr.bins);
+      t.hat_masses(gr.lo, h, gr.bins, unit, plain.data());
+      CHECK(plain == got);
+    }
+  }
+}
+
 TEST_CASE("kl_to_target: the discretized targets carry the right mass", "[kl_to_target]") {
   // Over a support of +-40 scales, the hat masses of a density sum to its total mass 1.
   const std::size_t B = 257;

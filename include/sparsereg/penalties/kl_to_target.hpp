@@ -102,6 +102,7 @@ struct kl_state {
   bool q_valid = false;
   double q_lo = 0.0, q_h = 0.0, q_unit = 0.0;
   std::vector<double> q, log_q, hist, partial, table, norms;
+  std::vector<double> hat_scratch;  // target::hat_masses' grid-point values
   std::vector<float> table_f;
   std::vector<float> factor_f;    // per-group gradient factors (group-norm KL), float weights
   std::vector<double> factor_d;   // the same for double weights
@@ -527,7 +528,7 @@ class kl_to_target {
     const std::size_t B = bins_;
     st.q.assign(B, 0.0);
     st.log_q.assign(B, 0.0);
-    target_.hat_masses(lo, h, B, unit, st.q.data());
+    target_.hat_masses(lo, h, B, unit, st.q.data(), st.hat_scratch);
     double total = 0.0;
     for (double m : st.q) total += m;
     if (!(total > 0.0) || !std::isfinite(total))

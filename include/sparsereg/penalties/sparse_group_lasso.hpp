@@ -25,6 +25,25 @@
 namespace sparsereg {
 namespace detail {
 
+/// groups.weight(g, n) with sqrt(n) taken once per call: the groups of a grid grouping all have
+/// x.size() / group_count elements (a square root per group cost a sixth of the fc1 prox of
+/// the bundled trainer, 3136 groups of 80).
+class group_weights {
+ public:
+  template <class T>
+  group_weights(const grouping& grp, const view<const T>& x) : groups_(&grp) {
+    if (grp.is_explicit() || grp.weighting() == group_weighting::given || x.size() == 0) return;
+    n0_ = x.size() / grp.group_count(x);
+    c0_ = grp.weight(0, n0_);
+  }
+  double operator()(std::size_t g, std::size_t n) const noexcept { return n == n0_ ? c0_ : groups_->weight(g, n); }
+
+ private:
+  const grouping* groups_;
+  std::size_t n0_ = 0;  // never a group's size when 0
+  double c0_ = 0.0;
+};
+
 /// Value, gradient and prox shared by group_lasso and sparse_group_lasso.
 struct group_penalty_kernels {
   double lambda_group;
@@ -34,9 +53,10 @@ struct group_penalty_kernels {
   template <class T>
   double value_of(const view<const T>& w) const {
     groups->check("value", w);
+    const group_weights weight(*groups, w);
     const auto decide = [&](std::size_t g, std::size_t n, double sumsq, double abs_sum, std::size_t) {
       group_decision<T> d;
-      d.value = lambda_group * groups->weight(g, n) * std::sqrt(sumsq) + lambda_l1 * abs_sum;
+      d.value = lambda_group * weight(g, n) * std::sqrt(sumsq) + lambda_l1 * abs_sum;
       return d;
     };
     const auto identity = [](T v) { return v; };
@@ -49,13 +69,14 @@ struct group_penalty_kernels {
   template <class T>
   void add_gradient_to(const view<const T>& w, const view<T>& grad) const {
     groups->check("add_gradient", w);
+    const group_weights weight(*groups, w);
     const T l1 = static_cast<T>(lambda_l1);
     grouped_sweep<false>(
         w, grad, *groups, [](T v) { return v; },
         [&](std::size_t g, std::size_t n, double sumsq, double, std::size_t) {
           group_decision<T> d;
           const double norm = std::sqrt(sumsq);
-          d.factor = norm > 0.0 ? static_cast<T>(lambda_group * groups->weight(g, n) / norm) : T(0);
+          d.factor = norm > 0.0 ? static_cast<T>(lambda_group * weight(g, n) / norm) : T(0);
           return d;
         },
         [l1](const T* x, std::ptrdiff_t sx, T* g, std::ptrdiff_t sg, std::size_t n, auto coef_of) {
@@ -72,11 +93,12 @@ struct group_penalty_kernels {
   template <class T>
   prox_result prox_of(const view<const T>& x, const view<T>& y, double step) const {
     groups->check("prox", x);
+    const group_weights weight(*groups, x);
     const T t1 = static_cast<T>(step * lambda_l1);
     const double tg = step * lambda_group;
     const auto decide = [&](std::size_t g, std::size_t n, double sumsq, double abs_sum, std::size_t zeros) {
       group_decision<T> d;
-      const double c = groups->weight(g, n);
+      const double c = weight(g, n);
       const double norm = std::sqrt(sumsq);
       const double thr = tg * c;
       if (std::isnan(norm)) {
