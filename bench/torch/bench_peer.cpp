@@ -69,6 +69,7 @@ struct peer_grouping {
 std::vector<peer_shape> group_shapes() {
   std::vector<peer_shape> s = {
       {"fc4096x4096", {4096, 4096}},
+      {"fc80x3136", {80, 3136}},  // the bundled trainer's fc1 (1 MB: in L2/L3)
       {"conv256x256x3x3", {256, 256, 3, 3}},
       {"conv512x512x3x3", {512, 512, 3, 3}},
   };
