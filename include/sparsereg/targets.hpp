@@ -143,7 +143,9 @@ class target {
     const std::size_t nc = family_ == family::spike_and_slab ? 2 : 1;
     const double sc[2] = {(nc == 2 ? s0_ : s1_) * unit, s1_ * unit};
     scratch.resize(2 * nc * (bins + 1));
-    const auto pt = [&](std::size_t k, std::size_t j) { return gauss_point{scratch[2 * (k * nc + j)], scratch[2 * (k * nc + j) + 1]}; };
+    const auto pt = [&](std::size_t k, std::size_t j) {
+      return gauss_point{scratch[2 * (k * nc + j)], scratch[2 * (k * nc + j) + 1]};
+    };
     for (std::size_t k = 0; k <= bins; ++k) {
       const double c = k < bins ? lo + static_cast<double>(k) * h : 0.0;
       for (std::size_t j = 0; j < nc; ++j) {
@@ -235,7 +237,9 @@ class target {
     if (m.first < 0.0) m.first = 0.0;  // rounding when the interval carries (almost) no mass
     return m;
   }
-  static moments gauss_right(double a, double b, double s) { return gauss_between(a, s, gauss_at(a, s), gauss_at(b, s)); }
+  static moments gauss_right(double a, double b, double s) {
+    return gauss_between(a, s, gauss_at(a, s), gauss_at(b, s));
+  }
 
   // Laplace(beta) on [a, b], 0 <= a <= b, d = b - a, t = d / beta:
   //   mass  = e^{-a/beta} (1 - e^{-t}) / 2

@@ -82,7 +82,9 @@ TEMPLATE_TEST_CASE("group norms through column tiles equal those of contiguous g
   const auto kl = sparsereg::kl_to_target::on_group_norms(0.7, sparsereg::groups::input_neurons());
   std::vector<T> g_rm(w.size(), T(0)), g_cm(w.size(), T(0));
   sparsereg::add_gradient(kl.fresh(), rm_v, sparsereg::view<T>(g_rm.data(), {R, C}));
-  sparsereg::add_gradient(kl.fresh(), cm_v, sparsereg::view<T>(g_cm.data(), {R, C}, {1, static_cast<std::ptrdiff_t>(R)}));
+  const std::vector<std::size_t> shape = {R, C};
+  const std::vector<std::ptrdiff_t> cm_strides = {1, static_cast<std::ptrdiff_t>(R)};
+  sparsereg::add_gradient(kl.fresh(), cm_v, sparsereg::view<T>(g_cm.data(), shape, cm_strides));
   std::size_t differ = 0;
   for (std::size_t r = 0; r < R; ++r)
     for (std::size_t c = 0; c < C; ++c) differ += !same_bits(g_rm[r * C + c], g_cm[c * R + r]);
@@ -91,7 +93,7 @@ TEMPLATE_TEST_CASE("group norms through column tiles equal those of contiguous g
   const auto sgl = sparsereg::sparse_group_lasso(0.3, 0.05, sparsereg::groups::input_neurons());
   std::vector<T> y_rm(w.size()), y_cm(w.size());
   const auto r1 = sparsereg::prox(sgl, rm_v, sparsereg::view<T>(y_rm.data(), {R, C}), 0.5);
-  const auto r2 = sparsereg::prox(sgl, cm_v, sparsereg::view<T>(y_cm.data(), {R, C}, {1, static_cast<std::ptrdiff_t>(R)}), 0.5);
+  const auto r2 = sparsereg::prox(sgl, cm_v, sparsereg::view<T>(y_cm.data(), shape, cm_strides), 0.5);
   differ = 0;
   for (std::size_t r = 0; r < R; ++r)
     for (std::size_t c = 0; c < C; ++c) differ += !same_bits(y_rm[r * C + c], y_cm[c * R + r]);

@@ -71,7 +71,8 @@ std::pair<long double, long double> gauss_moments_ld(long double a, long double 
   if (a >= 0) mass = 0.5L * (std::erfc(a * r) - std::erfc(b * r));
   else if (b <= 0) mass = 0.5L * (std::erfc(-b * r) - std::erfc(-a * r));
   else mass = 1.0L - 0.5L * std::erfc(-a * r) - 0.5L * std::erfc(b * r);
-  const auto phi = [&](long double x) { return std::exp(-0.5L * (x / s) * (x / s)) / (s * std::sqrt(2.0L * 3.14159265358979323846264338327950288L)); };
+  const long double pi = 3.14159265358979323846264338327950288L;
+  const auto phi = [&](long double x) { return std::exp(-0.5L * (x / s) * (x / s)) / (s * std::sqrt(2.0L * pi)); };
   return {mass, s * s * (phi(a) - phi(b)) - a * mass};
 }
 }  // namespace

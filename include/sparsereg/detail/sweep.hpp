@@ -825,14 +825,18 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
         if constexpr (writes) tz.assign(m, 0);
         if (strips) {
           // Rank 2, unit column stride: strips of W columns in registers, the rest one by one.
+          // (No offsets on the empty buffers: tab without |u|, tz without zero counts.)
           const T* xt = x.data() + static_cast<std::ptrdiff_t>(lo);
+          const std::ptrdiff_t rs = p.axes[0].stride_a;
           std::size_t c = 0;
           for (; c + strip <= m; c += strip)
-            accumulate_columns<strip, WithAbs, writes>(xt + c, p.axes[0].stride_a, rows, pre, tsq.data() + c,
-                                                       WithAbs ? tab.data() + c : nullptr, tz.data() + c, m);
+            accumulate_columns<strip, WithAbs, writes>(xt + c, rs, rows, pre, tsq.data() + c,
+                                                       WithAbs ? tab.data() + c : nullptr,
+                                                       writes ? tz.data() + c : nullptr, m);
           for (; c < m; ++c)
-            accumulate_columns<1, WithAbs, writes>(xt + c, p.axes[0].stride_a, rows, pre, tsq.data() + c,
-                                                   WithAbs ? tab.data() + c : nullptr, tz.data() + c, m);
+            accumulate_columns<1, WithAbs, writes>(xt + c, rs, rows, pre, tsq.data() + c,
+                                                   WithAbs ? tab.data() + c : nullptr,
+                                                   writes ? tz.data() + c : nullptr, m);
         } else {
         std::size_t seen = 0;  // element index inside each group = runs visited so far
         bs.walk(p, t0, t1, [&](const run_position& pos, std::size_t clo, std::size_t) {
