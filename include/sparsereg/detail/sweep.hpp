@@ -5,7 +5,9 @@
 // pre-transformed value u = pre(x); a per-group decision turns them into a factor; pass 2
 // writes out = apply(x, factor). Groups that are one contiguous run are finished while hot
 // (norms of 4 or 8 groups interleaved, then their writes); other groupings use one accumulation pass
-// and one writing pass, each thread walking its share of the groups in memory order.
+// and one writing pass, each thread walking its share of the groups in memory order, except
+// column groups of matrices with few rows, done in L2-sized column tiles (pass 1, decisions and
+// pass 2 per tile).
 //
 // Determinism: work is cut into a fixed number of blocks that does not depend on the thread
 // count; per-block partial results are combined in block order. Squared norms use 8 lanes keyed
@@ -804,7 +806,7 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
     sweep_totals parts[max_blocks];
     // 64 bytes of columns per strip: 16 floats (16 x 8 lanes, x2 with |u|, in 32 AVX-512
     // registers; with fewer registers the compiler keeps part of them on the stack). Only for
-    // sweeps that count no zeros (values, gradients, KL norms): with the zero counts GCC 12
+    // sweeps that write nothing (penalty values, the KL norms): with zero counts GCC 12
     // vectorizes the unrolled strip only partly (group lasso prox 7.5 instead of 20 GB/s; the
     // row-by-row loop below vectorizes every case).
     constexpr std::size_t strip = 64 / sizeof(T);
