@@ -674,6 +674,23 @@ struct lane_block {
   }
 };
 
+/// Decides group g from its 8 partial sums of squares (sq[j * stride]) and, with WithAbs, of
+/// |u| (ab[j * stride]; otherwise ab is not read and abs_sum is 0), adds the decision to the
+/// block's totals and returns it. Every grouped path decides through here, so the lanes are
+/// combined in one order whatever the path.
+template <bool WithAbs, class T, class Decide>
+auto decide_group(Decide& decide, std::size_t g, std::size_t size, const T* sq, const T* ab, std::size_t stride,
+                  std::size_t zeros, sweep_totals& t) {
+  T sl[lanes], al[lanes] = {};
+  for (std::size_t j = 0; j < lanes; ++j) sl[j] = sq[j * stride];
+  if constexpr (WithAbs)
+    for (std::size_t j = 0; j < lanes; ++j) al[j] = ab[j * stride];
+  const auto d = decide(g, size, static_cast<double>(combine_lanes(sl)),
+                        WithAbs ? static_cast<double>(combine_lanes(al)) : 0.0, zeros);
+  t.add({d.value, d.zero_elements, d.zero_group ? 1u : 0u, 1});
+  return d;
+}
+
 /// The grouped two-pass sweep. decide(g, size, sumsq, abs_sum, zeros) -> group_decision<T>;
 /// apply(xp, sx, op, so, n, factor_of) writes one run of the output, element i scaled by
 /// factor_of(i) (a uniform_factor or an indexed_factor).
@@ -706,9 +723,7 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
           const T v = x.data()[dense_x ? static_cast<std::ptrdiff_t>(f) : x.offset_of_flat(f)];
           accumulate_run(&v, 1, 1, k, pre, acc);
         }
-        const auto d = decide(g, n, static_cast<double>(combine_lanes(acc.sq)),
-                              WithAbs ? static_cast<double>(combine_lanes(acc.ab)) : 0.0, acc.zeros);
-        t.add({d.value, d.zero_elements, d.zero_group ? 1u : 0u, 1});
+        const auto d = decide_group<WithAbs>(decide, g, n, acc.sq, acc.ab, 1, acc.zeros, t);
         if constexpr (writes) {
           for (std::size_t k = 0; k < n; ++k) {
             const std::size_t f = idx[off[g] + k];
@@ -761,9 +776,8 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
           for (std::size_t m = 0; m < count; ++m) accumulate_run(xs[m], r.stride_a, r.extent, 0, pre, acc[m]);
         }
         for (std::size_t m = 0; m < count; ++m) {
-          const auto d = decide(pending[m].group, group_size, static_cast<double>(combine_lanes(acc[m].sq)),
-                                WithAbs ? static_cast<double>(combine_lanes(acc[m].ab)) : 0.0, acc[m].zeros);
-          t.add({d.value, d.zero_elements, d.zero_group ? 1u : 0u, 1});
+          const auto d =
+              decide_group<WithAbs>(decide, pending[m].group, group_size, acc[m].sq, acc[m].ab, 1, acc[m].zeros, t);
           if constexpr (writes)
             apply(xs[m], r.stride_a, out.data() + pending[m].offset_b, r.stride_b, r.extent, uniform_factor<T>{d.factor});
         }
@@ -862,14 +876,9 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
           sweep_totals t;
           for (std::size_t g = block_begin(es, nb, b); g < block_begin(es, nb, b + 1); ++g) {
             const std::size_t k = g - lo;
-            T sl[lanes], al[lanes] = {};
-            for (std::size_t j = 0; j < lanes; ++j) sl[j] = tsq[j * m + k];
-            if constexpr (WithAbs)
-              for (std::size_t j = 0; j < lanes; ++j) al[j] = tab[j * m + k];
-            const auto d = decide(g, group_size, static_cast<double>(combine_lanes(sl)),
-                                  WithAbs ? static_cast<double>(combine_lanes(al)) : 0.0,
-                                  writes ? static_cast<std::size_t>(tz[k]) : std::size_t(0));
-            t.add({d.value, d.zero_elements, d.zero_group ? 1u : 0u, 1});
+            const auto d = decide_group<WithAbs>(decide, g, group_size, tsq.data() + k,
+                                                 WithAbs ? tab.data() + k : nullptr, m,
+                                                 writes ? static_cast<std::size_t>(tz[k]) : std::size_t(0), t);
             if constexpr (writes) tf[k] = d.factor;
           }
           parts[b] = t;
@@ -1058,13 +1067,8 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
     for (std::size_t g = block_begin(G, nbg, static_cast<std::size_t>(b));
          g < block_begin(G, nbg, static_cast<std::size_t>(b) + 1); ++g) {
       if (staged_runs && staged[g] > 0) flush_stage(g, staged[g]);
-      T sl[lanes], al[lanes] = {};
-      for (std::size_t j = 0; j < lanes; ++j) sl[j] = sq[at(j, g)];
-      if constexpr (WithAbs)
-        for (std::size_t j = 0; j < lanes; ++j) al[j] = ab[at(j, g)];
-      const auto d = decide(g, group_size, static_cast<double>(combine_lanes(sl)),
-                            WithAbs ? static_cast<double>(combine_lanes(al)) : 0.0, zeros[g]);
-      t.add({d.value, d.zero_elements, d.zero_group ? 1u : 0u, 1});
+      const auto d = decide_group<WithAbs>(decide, g, group_size, sq.data() + at(0, g),
+                                           WithAbs ? ab.data() + at(0, g) : nullptr, at(1, g) - at(0, g), zeros[g], t);
       if constexpr (writes) factor[g] = d.factor;
     }
     parts[b] = t;
