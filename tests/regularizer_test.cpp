@@ -1,5 +1,7 @@
 // regularizer<T>: the training-loop façade must do exactly what the direct calls do, scaled by
 // the schedules, and refuse misuse with errors that name the parameter.
+#include <sparsereg/penalties/kl_gaussian.hpp>
+#include <sparsereg/penalties/kl_to_target.hpp>
 #include <sparsereg/regularizer.hpp>
 #include <sparsereg/sparsereg.hpp>
 
@@ -128,6 +130,85 @@ TEMPLATE_TEST_CASE("regularizer: warm-up scales lambda by the schedule factor", 
   r2.prox_step(lr);
   sr::prox(gl, sr::view<T>(b.data(), {8, 5}), sr::view<T>(b.data(), {8, 5}), lr * 0.25);
   for (std::size_t i = 0; i < a.size(); ++i) REQUIRE(a[i] == Approx(b[i]).margin(1e-6));
+}
+
+TEMPLATE_TEST_CASE("regularizer: a step taken parameter by parameter equals the whole-model step", "[regularizer]", float,
+                   double) {
+  using T = TestType;
+  // Two parameters with prox penalties (SGL, group lasso), gradient penalties (KL on group norms,
+  // squared l2) and warm-up schedules; one regularizer takes whole-model steps, the other takes
+  // the same steps one parameter at a time in reverse registration order (a backward pass).
+  const auto init_c = random_vector<T>(6 * 4 * 3 * 3, 21, 0.1), init_f = random_vector<T>(5 * 8, 22, 0.1);
+  auto c1 = init_c, f1 = init_f, c2 = init_c, f2 = init_f;
+  std::vector<T> cg1(c1.size()), fg1(f1.size()), cg2(c2.size()), fg2(f2.size());
+  const auto make = [](std::vector<T>& c, std::vector<T>& cg, std::vector<T>& f, std::vector<T>& fg) {
+    sr::regularizer<T> reg;
+    reg.add_parameter("conv", sr::view<T>(c.data(), {6, 4, 3, 3}), sr::view<T>(cg.data(), {6, 4, 3, 3}));
+    reg.add_parameter("fc", sr::view<T>(f.data(), {5, 8}), sr::view<T>(fg.data(), {5, 8}));
+    const auto warm = sr::schedule::linear_warmup(3);
+    reg.add_penalty("conv", sr::sparse_group_lasso(0.05, 0.01, sr::groups::filters()), warm);
+    reg.add_penalty("conv", sr::group_lasso(0.04, sr::groups::input_channels()), warm);
+    reg.add_penalty("conv", sr::kl_to_target::on_group_norms(0.01, sr::groups::filters()), warm);
+    reg.add_penalty("fc", sr::sparse_group_lasso(0.3, 0.01, sr::groups::input_neurons()), warm);
+    reg.add_penalty("fc", sr::squared_l2(1e-3));
+    return reg;
+  };
+  auto whole = make(c1, cg1, f1, fg1);
+  auto layered = make(c2, cg2, f2, fg2);
+  const double lr = 0.3;
+  for (std::uint32_t t = 0; t < 5; ++t) {
+    INFO("step " << t);
+    const auto gc = random_vector<T>(c1.size(), 100 + t, 0.05), gf = random_vector<T>(f1.size(), 200 + t, 0.05);
+    cg1 = gc, cg2 = gc, fg1 = gf, fg2 = gf;
+    whole.add_gradients();
+    for (std::size_t i = 0; i < c1.size(); ++i) c1[i] -= T(lr) * cg1[i];
+    for (std::size_t i = 0; i < f1.size(); ++i) f1[i] -= T(lr) * fg1[i];
+    whole.prox_step(lr);
+
+    layered.add_gradients("fc");
+    for (std::size_t i = 0; i < f2.size(); ++i) f2[i] -= T(lr) * fg2[i];
+    layered.prox_parameter("fc", lr);
+    layered.add_gradients("conv");
+    for (std::size_t i = 0; i < c2.size(); ++i) c2[i] -= T(lr) * cg2[i];
+    layered.prox_parameter("conv", lr);
+    CHECK(layered.step() == t);
+    layered.end_step();
+
+    REQUIRE(whole.step() == layered.step());
+    REQUIRE(bit_equal(cg1, cg2));  // the KL and squared-l2 gradients
+    CHECK_FALSE(bit_equal(cg1, gc));
+    REQUIRE(bit_equal(fg1, fg2));
+    REQUIRE(bit_equal(c1, c2));
+    REQUIRE(bit_equal(f1, f2));
+    const auto a = whole.last_prox_results(), b = layered.last_prox_results();
+    REQUIRE(a.size() == b.size());
+    for (std::size_t k = 0; k < a.size(); ++k) CHECK(a[k].value == b[k].value);
+  }
+  // The prox zeroed groups (and the KL added a gradient, checked in the loop).
+  CHECK(whole.last_prox_results()[2].zero_groups > 0);
+  CHECK(whole.value() == layered.value());
+
+  // Unknown names; a penalty coupling parameters cannot be applied one parameter at a time.
+  CHECK_THROWS_AS(layered.add_gradients("fc2"), std::invalid_argument);
+  CHECK_THROWS_WITH(layered.prox_parameter("fc2", lr), Catch::Contains("fc2") && Catch::Contains("conv"));
+  CHECK_THROWS_WITH(layered.prox_parameter("fc", -1.0), Catch::Contains("lr"));
+  sr::regularizer<float> coupled;
+  std::vector<float> w1(4 * 3 * 3 * 3, 0.5f), b1(4, 0.1f), w2(5 * 4 * 3 * 3, 0.5f), w3(8, 1.0f);
+  coupled.add_parameter("conv1.weight", sr::view<float>(w1.data(), {4, 3, 3, 3}));
+  coupled.add_parameter("conv1.bias", sr::view<float>(b1.data(), {4}));
+  coupled.add_parameter("conv2.weight", sr::view<float>(w2.data(), {5, 4, 3, 3}));
+  coupled.add_parameter("other", sr::view<float>(w3.data(), {8}));
+  coupled.add_coupled("conv1.units", sr::coupled_sparse_group_lasso(0.05, 0.002),
+                      {{"conv1.weight", 0}, {"conv1.bias", 0}, {"conv2.weight", 1}});
+  coupled.add_penalty("other", sr::l1(0.1));
+  const auto before = w2;
+  CHECK_THROWS_WITH(coupled.prox_parameter("conv2.weight", 0.5),
+                    Catch::Contains("conv1.units") && Catch::Contains("prox_step"));
+  CHECK(w2 == before);  // nothing applied
+  CHECK_NOTHROW(coupled.add_gradients("conv2.weight"));  // no gradient penalty couples it
+  coupled.prox_parameter("other", 0.5);                  // its own penalty only
+  CHECK(w3[0] == Approx(0.95f));
+  CHECK(w2 == before);
 }
 
 TEST_CASE("regularizer: set_step and the penalty mode override") {
@@ -336,9 +417,6 @@ TEST_CASE("regularizer: copies are independent") {
   CHECK(r2.values()[0].factor == 0.1);
   CHECK(r1.values()[0].factor == 0.6);
 }
-
-#include <sparsereg/penalties/kl_gaussian.hpp>
-#include <sparsereg/penalties/kl_to_target.hpp>
 
 TEST_CASE("regularizer: KL penalties are gradient penalties whose state is saved") {
   auto w = random_vector<double>(500, 81, 0.1), g = std::vector<double>(500, 0.0);

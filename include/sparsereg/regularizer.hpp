@@ -6,6 +6,8 @@
 //                   sparsereg::schedule::linear_warmup(1000));
 //   reg.add_penalty("fc.weight", sparsereg::squared_l2(5e-4));
 //   loop: forward; backward; reg.add_gradients(); optimizer.step(); reg.prox_step(lr); log reg.value()
+//   or, layer by layer inside the backward pass: reg.add_gradients(name); step of that parameter;
+//   reg.prox_parameter(name, lr); ...; reg.end_step() (the same results; see add_gradients(name))
 //
 // Where each penalty goes (penalty traits, penalty.hpp):
 //   smooth == true (squared_l2, KL penalties)  -> add_gradients(): g += s(t) * dR/dw
@@ -527,29 +529,37 @@ class regularizer {
   }
 
   /// g += s(t) * dR/dw for every penalty applied as a gradient (smooth ones by default).
-  void add_gradients() {
-    for (const auto& e : entries_) {
-      if (e.mode != apply_as::gradient) continue;
-      const auto& s = slots_of(e);
-      for (const auto* p : s)
-        if (p->gradient.empty())
-          detail::throw_argument("regularizer::add_gradients",
-                                 "penalty '" + e.label + "' needs a gradient but parameter '" + p->name + "' has none");
-      e.holder->add_gradient(s, e.sched(step_));
-    }
-  }
+  void add_gradients() { add_gradients_of(all_parameters); }
 
   /// w = prox_{lr * s(t) * R}(w) in place for every penalty applied as a prox, then t += 1.
   void prox_step(double lr) {
     const char* where = "regularizer::prox_step";
     if (params_.empty()) detail::throw_argument(where, "no parameter is registered");
-    detail::require_nonnegative(where, "lr", lr);
-    for (auto& e : entries_) {
-      if (e.mode != apply_as::prox) continue;
-      e.last = e.holder->prox(slots_of(e), lr, e.sched(step_));
-    }
+    prox_of(where, all_parameters, lr);
     ++step_;
   }
+
+  /// Layer-by-layer form of a training step, for loops that update each parameter as soon as its
+  /// gradient is ready (during the backward pass, while the weights and gradient are still in
+  /// cache):
+  ///   for each parameter p, when its gradient is complete:
+  ///     reg.add_gradients(p); optimizer step of p; reg.prox_parameter(p, lr);
+  ///   after the last one: reg.end_step();
+  /// Each call applies the penalties attached to that parameter alone, at the current step t,
+  /// exactly as add_gradients() / prox_step() would, so the results are the same bit for bit.
+  /// A penalty that couples several parameters (add_coupled) cannot be applied one parameter at
+  /// a time: both calls throw std::invalid_argument (before changing anything) when `name` has
+  /// one attached in their mode; use add_gradients() / prox_step() for such models.
+  void add_gradients(const std::string& name) {
+    add_gradients_of(single_parameter("regularizer::add_gradients", name, apply_as::gradient));
+  }
+  /// See add_gradients(name); does not advance the step counter (end_step() does).
+  void prox_parameter(const std::string& name, double lr) {
+    const char* where = "regularizer::prox_parameter";
+    prox_of(where, single_parameter(where, name, apply_as::prox), lr);
+  }
+  /// t += 1: ends a step done with add_gradients(name) / prox_parameter(name, lr).
+  void end_step() noexcept { ++step_; }
 
   /// Sum of s(t) * R(w) over every attached penalty at the current step t.
   double value() const {
@@ -805,6 +815,39 @@ class regularizer {
     return it->second;
   }
   std::size_t p_index(const std::string& name) const { return index_.at(name); }
+
+  static constexpr std::size_t all_parameters = static_cast<std::size_t>(-1);
+
+  /// Index of `name`, after checking that no penalty applied in `mode` couples it with others.
+  std::size_t single_parameter(const char* where, const std::string& name, apply_as mode) const {
+    const std::size_t i = find(where, name);
+    for (const auto& e : entries_)
+      if (e.mode == mode && e.targets.size() > 1 && e.touches(i))
+        detail::throw_argument(where, "penalty '" + e.label + "' couples " + target_names(e) +
+                                          "; apply it with " + (mode == apply_as::prox ? "prox_step" : "add_gradients") +
+                                          "() for all parameters at once");
+    return i;
+  }
+  /// Gradient penalties of parameter `only` (all_parameters: every one).
+  void add_gradients_of(std::size_t only) {
+    for (const auto& e : entries_) {
+      if (e.mode != apply_as::gradient || (only != all_parameters && !e.touches(only))) continue;
+      const auto& s = slots_of(e);
+      for (const auto* p : s)
+        if (p->gradient.empty())
+          detail::throw_argument("regularizer::add_gradients",
+                                 "penalty '" + e.label + "' needs a gradient but parameter '" + p->name + "' has none");
+      e.holder->add_gradient(s, e.sched(step_));
+    }
+  }
+  /// Prox penalties of parameter `only` (all_parameters: every one), at the current step.
+  void prox_of(const char* where, std::size_t only, double lr) {
+    detail::require_nonnegative(where, "lr", lr);
+    for (auto& e : entries_) {
+      if (e.mode != apply_as::prox || (only != all_parameters && !e.touches(only))) continue;
+      e.last = e.holder->prox(slots_of(e), lr, e.sched(step_));
+    }
+  }
 
   /// The entry's parameters; refilled on each call (params_ may have grown) into a buffer the
   /// entry keeps, so a training step does not allocate.
