@@ -22,18 +22,18 @@ report of each run.
 
   --full                    paper-scale schedule: 30 epochs per run instead of the quick default
   --only NAME               run only one of baseline, sgl, sgl+var
-  --var-lambda-group X      lambda_group of the sgl+var run (quick default 0.002; with --full,
-                            --lambda-group): the variance regularizer changes how much the same
+  --var-lambda-group X      lambda_group of the sgl+var run (default 0.002; with --full
+                            0.0016): the variance regularizer changes how much the same
                             lambda removes, so comparing the two at matched sparsity needs its own
   --help                    this text
 
 Defaults of this binary: quick schedule --epochs 3 --finetune-epochs 1 --lambda-group 0.0015
 --lambda-l1 0.000005 --var-weight 0.002 --var-lambda-group 0.002 (--var-on groups, --target 0.9,
 --warmup-epochs 1): 3 regularized epochs, compaction, 1 epoch of fine-tuning the compacted model
-(the baseline gets the same 3 + 1 epochs); with --full: --epochs 30 --finetune-epochs 0
---lambda-group 0.0005 --lambda-l1 0.000003 --var-weight 0.001 (the --full lambdas are
-extrapolated from the quick ones, not tuned). Flags given explicitly override these. Everything
-else as in sparsereg_train:
+(the baseline gets the same 3 + 1 epochs); with --full: --epochs 30 --finetune-epochs 2
+--lr-schedule cosine --finetune-lr 0.01 --lambda-group 0.0012 --var-lambda-group 0.0016 (the
+--full lambdas come from 8 + 2 epoch runs with the same cosine schedule, not from 30-epoch tuning;
+docs/results.md). Flags given explicitly override these. Everything else as in sparsereg_train:
 
 )";
 
@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   double var_lambda_group = -1;
   constexpr std::size_t finetune_unset = static_cast<std::size_t>(-1);
   o.finetune_epochs = finetune_unset;
+  o.lr_schedule.clear();  // unset: constant for the quick schedule, cosine for --full
   try {
     parse_options(argc, argv, o,
                   {{"--help", {false, [&](const std::string&) { help = true; }}},
@@ -72,11 +73,13 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (o.epochs == 0) o.epochs = full ? 30 : 3;
-  if (o.finetune_epochs == finetune_unset) o.finetune_epochs = full ? 0 : 1;
-  if (o.lambda_group < 0) o.lambda_group = full ? 0.0005 : 0.0015;
-  if (o.lambda_l1 < 0) o.lambda_l1 = full ? 0.000003 : 0.000005;
-  if (o.var_weight < 0) o.var_weight = full ? 0.001 : 0.002;
-  if (var_lambda_group < 0 && !full) var_lambda_group = 0.002;
+  if (o.finetune_epochs == finetune_unset) o.finetune_epochs = full ? 2 : 1;
+  if (o.lr_schedule.empty()) o.lr_schedule = full ? "cosine" : "constant";
+  if (full && o.finetune_lr < 0) o.finetune_lr = 0.01;
+  if (o.lambda_group < 0) o.lambda_group = full ? 0.0012 : 0.0015;
+  if (o.lambda_l1 < 0) o.lambda_l1 = 0.000005;
+  if (o.var_weight < 0) o.var_weight = 0.002;
+  if (var_lambda_group < 0) var_lambda_group = full ? 0.0016 : 0.002;
   try {
     const auto data = load_data(o);
     std::cout << "data: " << o.effective_data_dir() << ", " << o.epochs << " epochs per run, threads "
@@ -87,7 +90,7 @@ int main(int argc, char** argv) {
     };
     const std::vector<config> configs{{"baseline", 0, 0, 0},
                                       {"sgl", o.lambda_group, o.lambda_l1, 0},
-                                      {"sgl+var", var_lambda_group >= 0 ? var_lambda_group : o.lambda_group, o.lambda_l1,
+                                      {"sgl+var", var_lambda_group, o.lambda_l1,
                                        o.var_weight}};
     std::vector<run_result> results;
     const std::string metrics = o.metrics;
