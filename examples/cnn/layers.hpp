@@ -244,6 +244,8 @@ struct maxpool2d {
   std::size_t out_h() const { return in_h / size; }
   std::size_t out_w() const { return in_w / size; }
 
+  /// y = the window maxima; the first maximum of a window in row-major order wins, and a NaN
+  /// beats any number (the first NaN), so NaNs propagate.
   void forward(const float* x, float* y, std::size_t n) {
     const std::size_t planes = channels * n, ip = in_h * in_w, op = out_h() * out_w();
     argmax_.resize(planes * op);
@@ -251,24 +253,10 @@ struct maxpool2d {
     SPARSEREG_CNN_OMP(omp parallel for schedule(static))
     for (std::ptrdiff_t pi = 0; pi < P; ++pi) {
       const auto p = static_cast<std::size_t>(pi);
-      const float* src = x + p * ip;
-      float* dst = y + p * op;
-      std::uint32_t* am = argmax_.data() + p * op;
-      for (std::size_t oh = 0; oh < out_h(); ++oh)
-        for (std::size_t ow = 0; ow < out_w(); ++ow) {
-          std::size_t best = oh * size * in_w + ow * size;
-          float bv = src[best];
-          for (std::size_t a = 0; a < size; ++a)
-            for (std::size_t c = 0; c < size; ++c) {
-              const std::size_t i = (oh * size + a) * in_w + ow * size + c;
-              if (src[i] > bv || (std::isnan(src[i]) && !std::isnan(bv))) {
-                bv = src[i];
-                best = i;
-              }
-            }
-          dst[oh * out_w() + ow] = bv;
-          am[oh * out_w() + ow] = static_cast<std::uint32_t>(best);
-        }
+      if (size == 2)
+        pool_plane<2>(x + p * ip, y + p * op, argmax_.data() + p * op);
+      else
+        pool_plane<0>(x + p * ip, y + p * op, argmax_.data() + p * op);
     }
   }
 
@@ -284,6 +272,31 @@ struct maxpool2d {
       const float* g = dy + p * op;
       for (std::size_t i = 0; i < op; ++i) d[am[i]] += g[i];
     }
+  }
+
+ private:
+  /// One plane; S = the window size when known at compile time (0: use `size`). Branch-free:
+  /// which element wins is data-dependent and unpredictable.
+  template <std::size_t S>
+  void pool_plane(const float* src, float* dst, std::uint32_t* am) const {
+    const std::size_t k = S ? S : size;
+    const std::size_t oh_n = out_h(), ow_n = out_w();
+    for (std::size_t oh = 0; oh < oh_n; ++oh)
+      for (std::size_t ow = 0; ow < ow_n; ++ow) {
+        const std::size_t first = oh * k * in_w + ow * k;
+        float bv = src[first];
+        std::uint32_t best = static_cast<std::uint32_t>(first);
+        for (std::size_t a = 0; a < k; ++a)
+          for (std::size_t c = 0; c < k; ++c) {
+            const std::size_t i = first + a * in_w + c;
+            const float v = src[i];
+            const bool take = v > bv || (v != v && bv == bv);  // larger, or the first NaN
+            bv = take ? v : bv;
+            best = take ? static_cast<std::uint32_t>(i) : best;
+          }
+        dst[oh * ow_n + ow] = bv;
+        am[oh * ow_n + ow] = best;
+      }
   }
 };
 

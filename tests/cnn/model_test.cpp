@@ -152,3 +152,47 @@ TEST_CASE("batch results do not depend on chunking", "[cnn]") {
     for (std::size_t c = 0; c < 10; ++c) CHECK(one[c] == Approx(all[r * 10 + c]).margin(1e-5));
   }
 }
+
+TEST_CASE("max-pool forward and backward match a direct reference, ties and NaNs included", "[cnn]") {
+  // Reference: the straightforward loops (first maximum in row-major window order wins, the first
+  // NaN beats any number; backward scatters into zeros).
+  for (std::size_t size : {2u, 3u}) {
+    for (std::size_t h : {6u, 7u}) {
+      const std::size_t w = h + 1, c = 3, n = 2;
+      INFO("window " << size << ", input " << h << "x" << w);
+      maxpool2d pool(c, size, h, w);
+      std::mt19937 rng(static_cast<std::uint32_t>(size * 100 + h));
+      std::vector<float> x(c * n * h * w);
+      for (auto& v : x) {
+        const auto r = rng() % 16;
+        v = r == 0 ? std::nanf("") : static_cast<float>(static_cast<int>(r % 5) - 2);  // many ties
+      }
+      std::vector<float> y(c * n * pool.out_h() * pool.out_w());
+      pool.forward(x.data(), y.data(), n);
+      std::vector<float> g(y.size());
+      for (auto& v : g) v = std::uniform_real_distribution<float>(-1.f, 1.f)(rng);
+      std::vector<float> dx(x.size(), 7.f);  // garbage: backward must overwrite everything
+      pool.backward(g.data(), dx.data(), n);
+
+      std::vector<float> ref_dx(x.size(), 0.f);
+      for (std::size_t p = 0; p < c * n; ++p)
+        for (std::size_t oh = 0; oh < pool.out_h(); ++oh)
+          for (std::size_t ow = 0; ow < pool.out_w(); ++ow) {
+            std::size_t best = p * h * w + oh * size * w + ow * size;
+            float bv = x[best];
+            for (std::size_t a = 0; a < size; ++a)
+              for (std::size_t b = 0; b < size; ++b) {
+                const std::size_t i = p * h * w + (oh * size + a) * w + ow * size + b;
+                if (x[i] > bv || (std::isnan(x[i]) && !std::isnan(bv))) bv = x[i], best = i;
+              }
+            const std::size_t o = (p * pool.out_h() + oh) * pool.out_w() + ow;
+            if (std::isnan(bv))
+              CHECK(std::isnan(y[o]));
+            else
+              CHECK(y[o] == bv);
+            ref_dx[best] += g[o];
+          }
+      CHECK(dx == ref_dx);
+    }
+  }
+}
