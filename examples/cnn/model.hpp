@@ -11,6 +11,7 @@
 #include "layers.hpp"
 
 #include <cstdio>
+#include <functional>
 #include <random>
 #include <sstream>
 
@@ -250,8 +251,14 @@ class model {
     return acts_.back().data();
   }
 
-  /// Backward pass after forward(); dlogits (n x classes) is consumed. Sets every gradient.
-  void backward(const float* dlogits, std::size_t n) {
+  /// Called by backward() for each conv / linear layer (kind, index among its kind) as soon as
+  /// its weight and bias gradients are complete and the pass no longer reads its weights.
+  using layer_done = std::function<void(layer_spec::kind, std::size_t)>;
+
+  /// Backward pass after forward(); dlogits (n x classes) is consumed. Sets every gradient. With
+  /// on_layer, a training loop can update each layer right there, while its weights and
+  /// gradients are still in cache (the trainer's layer-by-layer step).
+  void backward(const float* dlogits, std::size_t n, const layer_done& on_layer = {}) {
     std::memcpy(grads_.back().data(), dlogits, n * classes() * sizeof(float));
     std::size_t a = order.size();
     for (std::size_t s = order.size(); s-- > 0;) {
@@ -264,10 +271,11 @@ class model {
         pools[i].backward(dy, dx, n);
       } else if (i == 0) {
         fcs[i].backward(flat_in_.data(), acts_[a].data(), dy, s == 0 ? nullptr : flat_grad_.data(), n);
-        if (s != 0) flat.backward(flat_grad_.data(), dx, n);
       } else {
         fcs[i].backward(acts_[a - 1].data(), acts_[a].data(), dy, dx, n);
       }
+      if (on_layer && k != layer_spec::kind::pool) on_layer(k, i);
+      if (k == layer_spec::kind::fc && i == 0 && s != 0) flat.backward(flat_grad_.data(), dx, n);
       --a;
     }
   }

@@ -40,21 +40,29 @@ class optimizer {
       state[i].assign(buffers_per_parameter(), std::vector<float>(params[i].value->size(), 0.f));
   }
 
+  /// One step on every parameter.
   void step(const std::vector<parameter_ref>& params, double lr) {
+    begin_step(params);
+    for (std::size_t p = 0; p < params.size(); ++p) step_parameter(params, p, lr);
+  }
+
+  /// The same step one parameter at a time (the trainer's layer-by-layer step): begin_step once,
+  /// then step_parameter for each parameter in any order; the result equals step().
+  void begin_step(const std::vector<parameter_ref>& params) {
     if (state.size() != params.size()) attach(params);
     ++steps;
+  }
+  void step_parameter(const std::vector<parameter_ref>& params, std::size_t p, double lr) {
     const float flr = static_cast<float>(lr);
+    float* w = params[p].value->data();
+    const float* g = params[p].grad->data();
+    const std::size_t n = params[p].value->size();
     if (kind == optimizer_kind::sgd) {
       const float mu = static_cast<float>(momentum);
-      for (std::size_t p = 0; p < params.size(); ++p) {
-        float* w = params[p].value->data();
-        const float* g = params[p].grad->data();
-        float* v = state[p][0].data();
-        const std::size_t n = params[p].value->size();
-        for (std::size_t i = 0; i < n; ++i) {
-          v[i] = mu * v[i] + g[i];
-          w[i] -= flr * v[i];
-        }
+      float* v = state[p][0].data();
+      for (std::size_t i = 0; i < n; ++i) {
+        v[i] = mu * v[i] + g[i];
+        w[i] -= flr * v[i];
       }
     } else {
       const float b1 = static_cast<float>(beta1), b2 = static_cast<float>(beta2), e = static_cast<float>(eps);
@@ -63,17 +71,12 @@ class optimizer {
       const float c2 = static_cast<float>(1.0 - std::pow(beta2, t));
       const float step_size = flr / c1;
       const float sqrt_c2 = std::sqrt(c2);
-      for (std::size_t p = 0; p < params.size(); ++p) {
-        float* w = params[p].value->data();
-        const float* g = params[p].grad->data();
-        float* m = state[p][0].data();
-        float* v = state[p][1].data();
-        const std::size_t n = params[p].value->size();
-        for (std::size_t i = 0; i < n; ++i) {
-          m[i] = b1 * m[i] + (1.f - b1) * g[i];
-          v[i] = b2 * v[i] + (1.f - b2) * g[i] * g[i];
-          w[i] -= step_size * m[i] / (std::sqrt(v[i]) / sqrt_c2 + e);
-        }
+      float* m = state[p][0].data();
+      float* v = state[p][1].data();
+      for (std::size_t i = 0; i < n; ++i) {
+        m[i] = b1 * m[i] + (1.f - b1) * g[i];
+        v[i] = b2 * v[i] + (1.f - b2) * g[i] * g[i];
+        w[i] -= step_size * m[i] / (std::sqrt(v[i]) / sqrt_c2 + e);
       }
     }
   }

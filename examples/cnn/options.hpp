@@ -24,6 +24,7 @@ struct options {
   double lr = -1.0;  // < 0: 0.01 for sgd, 0.001 for adam
   std::string optimizer = "sgd";
   std::string lr_schedule = "constant";  // constant | cosine
+  std::string update = "whole-model";    // whole-model | per-layer (same results; see trainer.hpp)
   double momentum = 0.9;
   double lambda_group = 0.0;
   double lambda_l1 = 0.0;
@@ -122,6 +123,10 @@ Model and optimization:
   --lr-schedule constant|cosine
                             constant rate, or cosine decay from --lr to 0 over all steps of the run
                             (regularized epochs + fine-tuning epochs), per step (default: constant)
+  --update whole-model|per-layer
+                            when each layer takes its step (KL gradient, optimizer, prox): after
+                            the whole backward pass, or inside it as soon as the layer's gradient
+                            is ready; the results are the same bit for bit (default: whole-model)
   --seed N                  seed of the std::mt19937 used for init and shuffling (default: 42)
   --threads N               OpenMP / Eigen threads, 0 = all cores (default: 0)
 Regularization (through sparsereg's regularizer; all off by default):
@@ -208,6 +213,10 @@ inline void parse_options(int argc, char** argv, options& o,
       o.lr_schedule = take();
       if (o.lr_schedule != "constant" && o.lr_schedule != "cosine")
         throw usage_error("--lr-schedule must be constant or cosine, got '" + o.lr_schedule + "'");
+    } else if (flag == "--update") {
+      o.update = take();
+      if (o.update != "per-layer" && o.update != "whole-model")
+        throw usage_error("--update must be per-layer or whole-model, got '" + o.update + "'");
     } else if (flag == "--warmup-epochs") {
       o.warmup_epochs = detail::parse_double(flag, take());
     } else if (flag == "--seed") {

@@ -1,13 +1,22 @@
 // The training loop of sparsereg_train: data, epochs, proximal regularization through
 // sparsereg's public API, evaluation, checkpoints, structural report, compaction and export.
 //
-// Per step (this is the wiring users copy):
+// Per step (this is the wiring users copy; the default, --update whole-model):
 //   forward -> softmax cross-entropy -> backward            (gradients in the model's buffers)
 //   reg.add_gradients()      smooth penalties (KL variance regularizer) add into those buffers
 //   optimizer.step(lr)       SGD-momentum or Adam
 //   reg.prox_step(lr)        sparse-group-lasso prox on every conv / linear weight, in place
 //   dead-unit bias reset     a unit whose incoming weights the prox zeroed gets bias 0, so it
 //                            outputs exactly 0 after its ReLU and can be removed (compact.hpp)
+// --update per-layer does the same for each layer inside the backward pass, as soon as the
+// layer's gradient is complete (model::backward's on_layer), through sparsereg's per-parameter
+// calls:
+//   reg.add_gradients(w); optimizer step of w and b; reg.prox_parameter(w, lr); bias reset
+// and reg.end_step() after the pass. Every layer's update reads only its own weights, gradients
+// and optimizer state, which the rest of the backward pass no longer uses, so the results are
+// the same bit for bit (tests/cnn/trainer_test.cpp). The hope was warm caches for the
+// regularizer; on this machine the two orders measured the same (docs/results.md), so the
+// simpler whole-model step stays the default.
 #pragma once
 
 #include "common/idx.hpp"
@@ -99,20 +108,22 @@ inline std::string widths_of(const model& m) {
   return s;
 }
 
-/// Resets the bias of every conv filter / linear neuron whose incoming weights are all zero
-/// (see the header comment). The last layer is left alone: its outputs are the classes.
+/// Resets the bias of every conv filter / linear neuron of one layer whose incoming weights are
+/// all zero (see the header comment). The last layer is left alone: its outputs are the classes.
+inline void reset_dead_biases(model& m, layer_spec::kind k, std::size_t i) {
+  const bool conv = k == layer_spec::kind::conv;
+  if (!conv && i + 1 == m.fcs.size()) return;
+  const auto z = conv ? sparsereg::zero_slices(sparsereg::view<const float>(m.convs[i].w.data(),
+                                                                           {m.convs[i].out_c, m.convs[i].in_c, m.convs[i].k, m.convs[i].k}),
+                                               0)
+                      : sparsereg::zero_slices(sparsereg::view<const float>(m.fcs[i].w.data(), {m.fcs[i].out, m.fcs[i].in}), 0);
+  auto& b = conv ? m.convs[i].b : m.fcs[i].b;
+  for (std::size_t j = 0; j < z.size(); ++j)
+    if (z[j]) b[j] = 0.f;
+}
 inline void reset_dead_biases(model& m) {
-  for (auto& c : m.convs) {
-    const auto z = sparsereg::zero_slices(sparsereg::view<const float>(c.w.data(), {c.out_c, c.in_c, c.k, c.k}), 0);
-    for (std::size_t j = 0; j < z.size(); ++j)
-      if (z[j]) c.b[j] = 0.f;
-  }
-  for (std::size_t i = 0; i + 1 < m.fcs.size(); ++i) {
-    auto& f = m.fcs[i];
-    const auto z = sparsereg::zero_slices(sparsereg::view<const float>(f.w.data(), {f.out, f.in}), 0);
-    for (std::size_t j = 0; j < z.size(); ++j)
-      if (z[j]) f.b[j] = 0.f;
-  }
+  for (std::size_t i = 0; i < m.convs.size(); ++i) reset_dead_biases(m, layer_spec::kind::conv, i);
+  for (std::size_t i = 0; i < m.fcs.size(); ++i) reset_dead_biases(m, layer_spec::kind::fc, i);
 }
 
 struct sparsity_summary {
@@ -253,7 +264,8 @@ struct epoch_stats {
 /// regularization, e.g. fine-tuning a compacted model).
 inline epoch_stats train_epoch(model& m, optimizer& opt, sparsereg::regularizer<float>* reg, const sparsereg_examples::dataset& train,
                                std::size_t n_train, std::size_t batch, const std::function<double(std::uint64_t)>& lr_at,
-                               std::mt19937& rng, std::uint64_t& global_step, progress_bar& bar, std::size_t epoch) {
+                               std::mt19937& rng, std::uint64_t& global_step, progress_bar& bar, std::size_t epoch,
+                               bool per_layer) {
   const std::size_t image = train.rows * train.cols;
   const std::size_t steps = (n_train + batch - 1) / batch;
   std::vector<std::size_t> order(n_train);
@@ -277,21 +289,41 @@ inline epoch_stats train_epoch(model& m, optimizer& opt, sparsereg::regularizer<
       throw std::runtime_error("loss is " + std::string(std::isnan(loss) ? "NaN" : "infinite") + " at epoch " +
                                std::to_string(epoch) + ", step " + std::to_string(global_step + 1) +
                                "; aborting (try a smaller --lr or smaller lambdas)");
-    m.backward(dlogits.data(), b);
     const double lr = lr_at(global_step);
-    if (reg) {
-      const auto tg = clock_type::now();
-      reg->add_gradients();
-      e.sr.gradients += seconds_since(tg);
-    }
-    opt.step(params, lr);
-    if (reg) {
-      const auto tp = clock_type::now();
-      reg->prox_step(lr);
-      const auto td = clock_type::now();
-      e.sr.prox += std::chrono::duration<double>(td - tp).count();
-      reset_dead_biases(m);
-      e.sr.dead_scan += seconds_since(td);
+    if (reg && per_layer) {
+      opt.begin_step(params);
+      m.backward(dlogits.data(), b, [&](layer_spec::kind k, std::size_t i) {
+        // Parameters are listed conv1.weight, conv1.bias, ..., then fc1.weight, fc1.bias, ...
+        const std::size_t pw = 2 * (k == layer_spec::kind::conv ? i : m.convs.size() + i);
+        const auto tg = clock_type::now();
+        reg->add_gradients(params[pw].name);
+        e.sr.gradients += seconds_since(tg);
+        opt.step_parameter(params, pw, lr);
+        opt.step_parameter(params, pw + 1, lr);
+        const auto tp = clock_type::now();
+        reg->prox_parameter(params[pw].name, lr);
+        const auto td = clock_type::now();
+        e.sr.prox += std::chrono::duration<double>(td - tp).count();
+        reset_dead_biases(m, k, i);
+        e.sr.dead_scan += seconds_since(td);
+      });
+      reg->end_step();
+    } else {
+      m.backward(dlogits.data(), b);
+      if (reg) {
+        const auto tg = clock_type::now();
+        reg->add_gradients();
+        e.sr.gradients += seconds_since(tg);
+      }
+      opt.step(params, lr);
+      if (reg) {
+        const auto tp = clock_type::now();
+        reg->prox_step(lr);
+        const auto td = clock_type::now();
+        e.sr.prox += std::chrono::duration<double>(td - tp).count();
+        reset_dead_biases(m);
+        e.sr.dead_scan += seconds_since(td);
+      }
     }
     ++global_step;
     e.loss_sum += loss;
@@ -385,7 +417,8 @@ inline run_result run_training(const options& o, const data_bundle& data, std::o
 
   for (std::size_t epoch = static_cast<std::size_t>(st.epochs_done) + 1; epoch <= o.epochs; ++epoch) {
     progress_bar bar(tty, steps_per_epoch, (name.empty() ? "" : name + " ") + "epoch " + std::to_string(epoch) + "/" + std::to_string(o.epochs));
-    const auto es = train_epoch(m, st.opt, &reg, data.train, n_train, o.batch, lr_at, st.rng, st.global_step, bar, epoch);
+    const auto es = train_epoch(m, st.opt, &reg, data.train, n_train, o.batch, lr_at, st.rng, st.global_step, bar, epoch,
+                                o.update == "per-layer");
     const double loss_sum = es.loss_sum, train_secs = es.seconds;
     const std::size_t correct = es.correct, seen = es.seen;
     st.epochs_done = epoch;
@@ -444,7 +477,8 @@ inline run_result run_training(const options& o, const data_bundle& data, std::o
     for (std::size_t e = 1; e <= o.finetune_epochs; ++e) {
       progress_bar bar(tty, steps_per_epoch, (name.empty() ? "" : name + " ") + "fine-tune " + std::to_string(e) + "/" +
                                                  std::to_string(o.finetune_epochs));
-      const auto es = train_epoch(res.compacted, compact_opt, nullptr, data.train, n_train, o.batch, ft_lr_at, ft_rng, ft_step, bar, e);
+      const auto es = train_epoch(res.compacted, compact_opt, nullptr, data.train, n_train, o.batch, ft_lr_at, ft_rng, ft_step, bar, e,
+                                  o.update == "per-layer");
       const auto ev = evaluate(res.compacted, data.test, o.max_test);
       if (!o.quiet) {
         char buf[300];
