@@ -111,15 +111,17 @@ inline std::string widths_of(const model& m) {
 /// Resets the bias of every conv filter / linear neuron of one layer whose incoming weights are
 /// all zero (see the header comment). The last layer is left alone: its outputs are the classes.
 inline void reset_dead_biases(model& m, layer_spec::kind k, std::size_t i) {
-  const bool conv = k == layer_spec::kind::conv;
-  if (!conv && i + 1 == m.fcs.size()) return;
-  const auto z = conv ? sparsereg::zero_slices(sparsereg::view<const float>(m.convs[i].w.data(),
-                                                                           {m.convs[i].out_c, m.convs[i].in_c, m.convs[i].k, m.convs[i].k}),
-                                               0)
-                      : sparsereg::zero_slices(sparsereg::view<const float>(m.fcs[i].w.data(), {m.fcs[i].out, m.fcs[i].in}), 0);
-  auto& b = conv ? m.convs[i].b : m.fcs[i].b;
-  for (std::size_t j = 0; j < z.size(); ++j)
-    if (z[j]) b[j] = 0.f;
+  const auto reset = [](const auto& dead, std::vector<float>& b) {
+    for (std::size_t j = 0; j < dead.size(); ++j)
+      if (dead[j]) b[j] = 0.f;
+  };
+  if (k == layer_spec::kind::conv) {
+    auto& c = m.convs[i];
+    reset(sparsereg::zero_slices(sparsereg::view<const float>(c.w.data(), {c.out_c, c.in_c, c.k, c.k}), 0), c.b);
+  } else if (i + 1 < m.fcs.size()) {
+    auto& f = m.fcs[i];
+    reset(sparsereg::zero_slices(sparsereg::view<const float>(f.w.data(), {f.out, f.in}), 0), f.b);
+  }
 }
 inline void reset_dead_biases(model& m) {
   for (std::size_t i = 0; i < m.convs.size(); ++i) reset_dead_biases(m, layer_spec::kind::conv, i);
