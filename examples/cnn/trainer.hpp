@@ -263,11 +263,11 @@ struct epoch_stats {
 };
 
 /// One epoch of shuffled mini-batch training on the first n_train images. reg may be null (no
-/// regularization, e.g. fine-tuning a compacted model).
+/// regularization, e.g. fine-tuning a compacted model). per_layer: --update per-layer.
 inline epoch_stats train_epoch(model& m, optimizer& opt, sparsereg::regularizer<float>* reg, const sparsereg_examples::dataset& train,
                                std::size_t n_train, std::size_t batch, const std::function<double(std::uint64_t)>& lr_at,
                                std::mt19937& rng, std::uint64_t& global_step, progress_bar& bar, std::size_t epoch,
-                               bool per_layer) {
+                               bool per_layer = false) {
   const std::size_t image = train.rows * train.cols;
   const std::size_t steps = (n_train + batch - 1) / batch;
   std::vector<std::size_t> order(n_train);
