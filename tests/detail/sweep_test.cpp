@@ -7,8 +7,15 @@
 #include <sparsereg/penalties/kl_to_target.hpp>
 #include <sparsereg/sparsereg.hpp>
 
+#if defined(SPARSEREG_TEST_VECTOR_LANES) && !defined(SPARSEREG_VECTOR_LANES)
+#error "built to test the vector forms of detail/sweep.hpp, but they are not selected for this target"
+#endif
+
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 #include <random>
 #include <vector>
 
@@ -102,4 +109,67 @@ TEMPLATE_TEST_CASE("group norms through column tiles equal those of contiguous g
   CHECK(r1.zero_groups == r2.zero_groups);
   CHECK(r1.zero_groups > 0);  // some groups die, some survive: both branches of the decision
   CHECK(r1.zero_groups < C);
+}
+
+TEMPLATE_TEST_CASE("abs_lane_sum(_zeros): contiguous runs give the bits of the element-by-element form", "[sweep]",
+                   float, double) {
+  // Unit strides as compile-time constants take the vector form where the target has it (float on
+  // AVX; this file is also built with -march=native); a run-time stride of 1 takes the scalar
+  // lane_sum_zeros. Same outputs, same double, same count. Magnitudes spread over 2^-30..2^50,
+  // more than a double's 53 bits, so that a changed order of additions changes the last bits of
+  // the sum (over a narrower spread every order gives the exact sum); values at exactly +-t,
+  // signed zeros and infinities exercise the threshold's edge cases.
+  using T = TestType;
+  using namespace sparsereg::detail;
+  using unit = std::integral_constant<std::ptrdiff_t, 1>;
+  const T t = T(0.25);
+  std::mt19937 rng(11);
+  for (std::size_t n : {0u, 1u, 31u, 32u, 33u, 95u, 1000u, 4099u}) {
+    INFO("n = " << n);
+    auto x = random_values<T>(n, 23u + static_cast<unsigned>(n));
+    for (std::size_t i = 0; i < n; ++i) {
+      x[i] = std::ldexp(x[i], static_cast<int>(rng() % 81) - 30);
+      if (i % 13 == 5) x[i] = (i % 2) ? t : -t;
+      if (i % 97 == 50) x[i] = T(-0.0);
+    }
+    const bool with_inf = n == 95;  // one size only: elsewhere the sum must be finite to compare its bits
+    if (with_inf) {
+      x[40] = std::numeric_limits<T>::infinity();
+      x[41] = -std::numeric_limits<T>::infinity();
+    }
+    // The l1 value's sum of |x_i| (no output, no count): the same lanes in both forms.
+    CHECK(same_bits(abs_lane_sum(x.data(), unit{}, n), abs_lane_sum(x.data(), std::ptrdiff_t(1), n)));
+    for (const bool identity : {false, true}) {
+      INFO("identity " << identity);
+      std::vector<T> y_vec(n, T(7)), y_ref(n, T(7));
+      std::size_t z_vec = 3, z_ref = 3;  // counts are added to what was there
+      double v_vec = 0, v_ref = 0;
+      if (identity) {
+        const auto op = [](auto v) { return v; };
+        v_vec = abs_lane_sum_zeros(x.data(), unit{}, y_vec.data(), unit{}, n, op, z_vec);
+        v_ref = abs_lane_sum_zeros(x.data(), std::ptrdiff_t(1), y_ref.data(), std::ptrdiff_t(1), n, op, z_ref);
+      } else {
+        const auto op = [t](auto v) { return soft_threshold_positive(v, t); };
+        v_vec = abs_lane_sum_zeros(x.data(), unit{}, y_vec.data(), unit{}, n, op, z_vec);
+        v_ref = abs_lane_sum_zeros(x.data(), std::ptrdiff_t(1), y_ref.data(), std::ptrdiff_t(1), n, op, z_ref);
+      }
+      std::size_t differ = 0, zeros = 0;
+      long double sum = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        differ += !same_bits(y_vec[i], y_ref[i]);
+        zeros += (y_ref[i] == T(0));
+        sum += std::fabs(static_cast<long double>(y_ref[i]));
+      }
+      CHECK(differ == 0);
+      CHECK(same_bits(v_vec, v_ref));
+      CHECK(z_vec == z_ref);
+      CHECK(z_ref == 3 + zeros);  // the count is the outputs' zeros, checked independently
+      if (with_inf) {
+        CHECK(std::isinf(v_ref));
+      } else {
+        CHECK(std::fabs(static_cast<long double>(v_ref) - sum) <=
+              static_cast<long double>(n) * std::numeric_limits<double>::epsilon() * sum);
+      }
+    }
+  }
 }

@@ -5,6 +5,11 @@
 #include <catch2/catch.hpp>
 
 #include <sparsereg/penalties/l1.hpp>
+
+#if defined(SPARSEREG_TEST_VECTOR_LANES) && !defined(SPARSEREG_VECTOR_LANES)
+#error "built to test the vector forms of detail/sweep.hpp, but they are not selected for this target"
+#endif
+
 #include <support/reference.hpp>
 #include <support/separable.hpp>
 

@@ -21,12 +21,19 @@
 // without -ffast-math: lane loops stay loops (SPARSEREG_LANE_LOOP), lane arrays are not indexed
 // at run time inside a vector main loop (so they stay in registers), zero counts are 32-bit per
 // lane, unit strides are compile-time constants (with_unit_strides), and |x| is std::fabs.
+// Where that is not enough -- the 32 double lanes of the l1 value and prox statistics stay in
+// memory as plain loops, every block loading and storing them -- contiguous float runs on AVX
+// targets use vector-extension forms (abs_lanes_f32) with the same lanes, so the same bits.
 #pragma once
 
 #include <algorithm>  // std::min, std::max
 #include <cmath>      // std::sqrt, std::isnan, std::fabs, std::fma
 #include <cstddef>    // std::size_t, std::ptrdiff_t
 #include <cstdint>    // std::uint32_t
+#include <cstring>    // std::memcpy (vector loads and stores)
+#if defined(__AVX__)
+#include <immintrin.h>  // _mm256_cvtps_pd (vec::widen_low / widen_high)
+#endif
 #include <limits>     // std::numeric_limits
 #include <string>     // std::to_string
 #include <type_traits>  // std::integral_constant, std::is_same_v
@@ -106,6 +113,16 @@ inline T combine_lanes(const T* l) noexcept {
 /// two loads per cycle feed them; a chain per 8 lanes would cap a value sweep at ~25 GB/s.
 inline constexpr std::size_t sum_lanes = 32;
 
+/// The end of lane_sum from its lanes t after `done` elements: the tail f(done..n) into lanes
+/// 0, 1, ..., then the fixed pairwise tree.
+template <class F>
+inline double finish_lanes(double* t, std::size_t done, std::size_t n, F&& f) {
+  for (std::size_t j = 0, i = done; i < n; ++i, ++j) t[j] += f(i);
+  for (std::size_t w = sum_lanes / 2; w > 0; w /= 2)
+    for (std::size_t j = 0; j < w; ++j) t[j] += t[j + w];
+  return t[0];
+}
+
 /// sum_{i<n} f(i) in double, element i going to lane i mod sum_lanes, lanes combined in a fixed
 /// pairwise tree; f may also write (it is called once per i, in increasing order).
 template <class F>
@@ -119,10 +136,7 @@ inline double lane_sum(std::size_t n, F&& f) {
   // The tail indexes lanes at run time, which would keep `a` in memory for the main loop too.
   double t[sum_lanes];
   for (std::size_t j = 0; j < sum_lanes; ++j) t[j] = a[j];
-  for (std::size_t j = 0; i < n; ++i, ++j) t[j] += f(i);
-  for (std::size_t w = sum_lanes / 2; w > 0; w /= 2)
-    for (std::size_t j = 0; j < w; ++j) t[j] += t[j + w];
-  return t[0];
+  return finish_lanes(t, i, n, f);
 }
 
 /// The prox form of lane_sum: v_i = f(i) for i < n (f writes the output), returns
@@ -149,14 +163,130 @@ inline double lane_sum_zeros(std::size_t n, F&& f, G&& g, std::size_t& zeros) {
   }
   double t[sum_lanes];
   for (std::size_t j = 0; j < sum_lanes; ++j) t[j] = a[j];
-  for (std::size_t j = 0; i < n; ++i, ++j) {
-    const T v = f(i);
-    t[j] += g(v);
+  return finish_lanes(t, i, n, [&](std::size_t k) {
+    const T v = f(k);
     zeros += (v == T(0));
+    return g(v);
+  });
+}
+
+#if defined(__AVX__) && defined(__GNUC__)
+// 8 floats per register, as GCC / clang vector extensions. Used where the plain loops keep their
+// lane arrays in memory (lane_sum_zeros: 32 double lanes, 32 counts and the 32 values of a block
+// do not fit the 16 registers, and every block then loads and stores them all).
+#define SPARSEREG_VECTOR_LANES 1
+namespace vec {
+using f32x8 = float __attribute__((vector_size(32)));
+using f64x4 = double __attribute__((vector_size(32)));
+using i32x8 = std::int32_t __attribute__((vector_size(32)));
+
+inline f32x8 load(const float* p) noexcept {
+  f32x8 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store(float* p, f32x8 v) noexcept { std::memcpy(p, &v, sizeof v); }
+/// |v| lane by lane: the sign bit cleared, as std::fabs.
+inline f32x8 abs(f32x8 v) noexcept { return (f32x8)((i32x8)v & 0x7fffffff); }
+/// m ? a : b lane by lane, m from a comparison (all bits set or none).
+inline f32x8 select(i32x8 m, f32x8 a, f32x8 b) noexcept { return (f32x8)(((i32x8)a & m) | ((i32x8)b & ~m)); }
+/// Lanes 0-3 and 4-7 widened to double (one vcvtps2pd each; GCC 12 lowers the same
+/// __builtin_convertvector to 128-bit conversions and inserts).
+inline f64x4 widen_low(f32x8 v) noexcept { return (f64x4)_mm256_cvtps_pd(_mm256_castps256_ps128((__m256)v)); }
+inline f64x4 widen_high(f32x8 v) noexcept { return (f64x4)_mm256_cvtps_pd(_mm256_extractf128_ps((__m256)v, 1)); }
+}  // namespace vec
+#endif
+
+#if defined(SPARSEREG_VECTOR_LANES)
+/// The 32 lanes of lane_sum for sum_i |v_i| with v8(i) giving v_i..v_{i+7} as vec::f32x8 (and
+/// writing them where v8 is a prox): blocks of 32 elements while they last, the lanes held in 8
+/// registers of 4 doubles. Counts v_i == 0 into `zeros` when CountZeros. Returns the number of
+/// elements done (a multiple of 32); the lanes go to t[0..32), for the caller's tail and tree.
+template <bool CountZeros, class V8>
+inline std::size_t abs_lanes_f32(std::size_t n, V8 v8, double* t, std::size_t& zeros) {
+  static_assert(sum_lanes == 32, "the vector form holds 32 lanes as 4 x 8 floats");
+  vec::f64x4 a0 = {}, a1 = {}, a2 = {}, a3 = {}, a4 = {}, a5 = {}, a6 = {}, a7 = {};
+  const vec::f32x8 zero = {};
+  std::size_t i = 0;
+  constexpr std::size_t flush = std::size_t(1) << 24;  // blocks per 32-bit count
+  while (i + sum_lanes <= n) {
+    vec::i32x8 zc = {};
+    const auto part = [&](std::size_t at, vec::f64x4& lo, vec::f64x4& hi) {
+      const vec::f32x8 v = v8(at);
+      if constexpr (CountZeros) zc -= (v == zero);  // a true lane is -1
+      const vec::f32x8 m = vec::abs(v);
+      lo += vec::widen_low(m);
+      hi += vec::widen_high(m);
+    };
+    for (std::size_t b = 0; b < flush && i + sum_lanes <= n; ++b, i += sum_lanes) {
+      part(i, a0, a1);
+      part(i + 8, a2, a3);
+      part(i + 16, a4, a5);
+      part(i + 24, a6, a7);
+    }
+    if constexpr (CountZeros)
+      for (int j = 0; j < 8; ++j) zeros += static_cast<std::uint32_t>(zc[j]);
   }
-  for (std::size_t w = sum_lanes / 2; w > 0; w /= 2)
-    for (std::size_t j = 0; j < w; ++j) t[j] += t[j + w];
-  return t[0];
+  const vec::f64x4 parts[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+  for (std::size_t j = 0; j < sum_lanes; ++j) t[j] = parts[j / 4][j % 4];
+  return i;
+}
+#endif
+
+/// y_i = op(x_i) for i < n (unit strides when Sx and Sy are std::integral_constant 1), returning
+/// sum_i |y_i| and counting y_i == 0: lane_sum_zeros with g = |.|, so the same lanes, tree, double
+/// and count. op is called on single elements and, for contiguous float runs on AVX targets, on
+/// vec::f32x8 (8 consecutive elements); both forms must give the same bits. There the 32 lanes are
+/// 8 vector accumulators that stay in registers (abs_lanes_f32).
+template <class T, class Sx, class Sy, class Op>
+inline double abs_lane_sum_zeros(const T* x, Sx sx, T* y, Sy sy, std::size_t n, Op op, std::size_t& zeros) {
+  const auto scalar = [&](std::size_t i) {
+    const auto k = static_cast<std::ptrdiff_t>(i);
+    const T v = op(x[k * sx]);
+    y[k * sy] = v;
+    return v;
+  };
+  const auto g = [](T v) { return static_cast<double>(std::fabs(v)); };
+#if defined(SPARSEREG_VECTOR_LANES)
+  using unit = std::integral_constant<std::ptrdiff_t, 1>;
+  if constexpr (std::is_same_v<T, float> && std::is_same_v<Sx, unit> && std::is_same_v<Sy, unit>) {
+    double t[sum_lanes];
+    const std::size_t done = abs_lanes_f32<true>(
+        n,
+        [&](std::size_t at) {
+          const vec::f32x8 v = op(vec::load(x + at));
+          vec::store(y + at, v);
+          return v;
+        },
+        t, zeros);
+    return finish_lanes(t, done, n, [&](std::size_t i) {
+      const T v = scalar(i);
+      zeros += (v == T(0));
+      return g(v);
+    });
+  } else
+#endif
+  {
+    return lane_sum_zeros<T>(n, scalar, g, zeros);
+  }
+}
+
+/// sum_i |x_i| in lane_sum's lanes and tree (the l1 value); the vector form for contiguous float
+/// runs on AVX targets, as abs_lane_sum_zeros.
+template <class T, class Sx>
+inline double abs_lane_sum(const T* x, Sx sx, std::size_t n) {
+  const auto g = [&](std::size_t i) { return static_cast<double>(std::fabs(x[static_cast<std::ptrdiff_t>(i) * sx])); };
+#if defined(SPARSEREG_VECTOR_LANES)
+  if constexpr (std::is_same_v<T, float> && std::is_same_v<Sx, std::integral_constant<std::ptrdiff_t, 1>>) {
+    double t[sum_lanes];
+    std::size_t unused = 0;
+    const std::size_t done = abs_lanes_f32<false>(n, [&](std::size_t at) { return vec::load(x + at); }, t, unused);
+    return finish_lanes(t, done, n, g);
+  } else
+#endif
+  {
+    return lane_sum(n, g);
+  }
 }
 
 /// Calls f(a, b) with both strides as std::integral_constant<std::ptrdiff_t, 1> when both are 1,
@@ -178,6 +308,16 @@ inline T soft_threshold_positive(T x, T t) noexcept {
   a = a < T(0) ? T(0) : a;  // NaN is kept
   return x < T(0) ? -a : a;
 }
+
+#if defined(SPARSEREG_VECTOR_LANES)
+/// soft_threshold_positive on 8 floats: the same operations lane by lane, so the same bits.
+inline vec::f32x8 soft_threshold_positive(vec::f32x8 x, float t) noexcept {
+  const vec::f32x8 zero = {};
+  vec::f32x8 a = vec::abs(x) - t;
+  a = vec::select(a < zero, zero, a);  // NaN is kept
+  return vec::select(x < zero, -a, a);
+}
+#endif
 
 /// acc + u*u with one rounding where the target has FMA and two where it has not, the same in
 /// every code path: left to -ffp-contract, the compiler fuses some paths (say the vectorized

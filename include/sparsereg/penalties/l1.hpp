@@ -33,11 +33,7 @@ struct l1 {
     const auto t = detail::elementwise_sweep(w, w, w, [](const T* x, std::ptrdiff_t sx, const T*, std::ptrdiff_t,
                                                          const T*, std::ptrdiff_t, std::size_t n) {
       detail::sweep_totals s;
-      s.value = detail::with_unit_strides(sx, 1, [&](auto sxu, auto) {
-        return detail::lane_sum(n, [&](std::size_t i) {
-          return static_cast<double>(std::fabs(x[static_cast<std::ptrdiff_t>(i) * sxu]));
-        });
-      });
+      s.value = detail::with_unit_strides(sx, 1, [&](auto sxu, auto) { return detail::abs_lane_sum(x, sxu, n); });
       return s;
     });
     return lambda * t.value;
@@ -64,19 +60,11 @@ struct l1 {
       // t = 0 is the identity (soft_threshold keeps -0.0 there); t > 0 uses the SIMD-friendly form.
       const auto run = [&](auto soft) {
         return detail::with_unit_strides(sx, sy, [&](auto sxu, auto syu) {
-          return detail::lane_sum_zeros<T>(
-              n,
-              [&](std::size_t i) {
-                const auto k = static_cast<std::ptrdiff_t>(i);
-                const T v = soft(xp[k * sxu]);
-                yp[k * syu] = v;
-                return v;
-              },
-              [](T v) { return static_cast<double>(std::fabs(v)); }, zeros);
+          return detail::abs_lane_sum_zeros(xp, sxu, yp, syu, n, soft, zeros);
         });
       };
-      s.value = t == T(0) ? run([](T v) { return v; })
-                          : run([t](T v) { return detail::soft_threshold_positive(v, t); });
+      s.value = t == T(0) ? run([](auto v) { return v; })
+                          : run([t](auto v) { return detail::soft_threshold_positive(v, t); });
       s.zero_elements = zeros;
       return s;
     });
