@@ -28,6 +28,7 @@ struct options {
   double momentum = 0.9;
   double lambda_group = 0.0;
   double lambda_l1 = 0.0;
+  std::vector<double> lambda_group_scale;  // per weighted layer (convs, then linears); empty: all 1
   double var_weight = 0.0;
   double target = 0.9;            // spike-and-slab target: fraction of the mass in the spike near zero
   std::string var_on = "groups";  // groups | weights
@@ -72,6 +73,10 @@ struct options {
       << " momentum=" << momentum << " lambda_group=" << lambda_group << " lambda_l1=" << lambda_l1
       << " var_weight=" << var_weight << " var_on=" << var_on << " target=" << target << " warmup_epochs=" << warmup_epochs
       << " seed=" << seed << " threads=" << effective_threads() << " arch=" << arch << " max_train=" << max_train;
+    if (!lambda_group_scale.empty()) {  // only when given, so checkpoints from before the flag still resume
+      s << " lambda_group_scale=";
+      for (std::size_t i = 0; i < lambda_group_scale.size(); ++i) s << (i ? "," : "") << lambda_group_scale[i];
+    }
     // A cosine schedule's rate at a step depends on the run's length.
     if (lr_schedule == "cosine") s << " epochs=" << epochs << " finetune_epochs=" << finetune_epochs << " finetune_lr=" << finetune_lr;
     return s.str();
@@ -91,6 +96,24 @@ inline double parse_double(const std::string& flag, const std::string& v, bool n
     throw usage_error(flag + " expects a number, got '" + v + "'");
   if (nonneg && d < 0) throw usage_error(flag + " must be >= 0, got '" + v + "'");
   return d;
+}
+/// "a,b,c" as numbers >= 0; an empty list or an empty item is an error naming the flag and value.
+inline std::vector<double> parse_double_list(const std::string& flag, const std::string& v) {
+  std::vector<double> out;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t comma = v.find(',', start);
+    const std::string item = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const std::string what = flag + " expects numbers >= 0 separated by commas, got '" + v + "'";
+    if (item.empty()) throw usage_error(what);
+    try {
+      out.push_back(parse_double(flag, item));
+    } catch (const usage_error&) {
+      throw usage_error(what + " (item '" + item + "')");
+    }
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
 }
 inline std::uint64_t parse_uint(const std::string& flag, const std::string& v) {
   if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos)
@@ -133,6 +156,9 @@ Regularization (through sparsereg's regularizer; all off by default):
   --lambda-group X          sparse-group-lasso group weight: conv filters + input channels, linear
                             input + output neurons, each group scaled by sqrt(group size) (default: 0)
   --lambda-l1 X             sparse-group-lasso element-wise l1 weight (default: 0)
+  --lambda-group-scale LIST per-layer factors of --lambda-group, comma-separated, one per conv and
+                            linear layer in order (e.g. 1,0.5,1,1 halves it for conv2); each >= 0
+                            (default: 1 for every layer)
   --var-weight X            weight of the KL variance regularizer, KL(P_w || Q_target) (default: 0)
   --target X                spike-and-slab target of the variance regularizer: fraction of mass in
                             the spike near zero, in (0, 1) (default: 0.9)
@@ -199,6 +225,8 @@ inline void parse_options(int argc, char** argv, options& o,
       if (o.optimizer != "sgd" && o.optimizer != "adam") throw usage_error("--optimizer must be sgd or adam, got '" + o.optimizer + "'");
     } else if (flag == "--lambda-group") {
       o.lambda_group = detail::parse_double(flag, take());
+    } else if (flag == "--lambda-group-scale") {
+      o.lambda_group_scale = detail::parse_double_list(flag, take());
     } else if (flag == "--lambda-l1") {
       o.lambda_l1 = detail::parse_double(flag, take());
     } else if (flag == "--var-weight") {

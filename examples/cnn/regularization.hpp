@@ -12,6 +12,9 @@
 // Biases are not penalized.
 #pragma once
 
+#include <stdexcept>
+#include <string>
+
 #include "model.hpp"
 #include "options.hpp"
 
@@ -47,15 +50,25 @@ inline void configure_regularizer(sparsereg::regularizer<float>& reg, model& m, 
   const auto warmup = static_cast<std::size_t>(o.warmup_epochs * static_cast<double>(steps_per_epoch) + 0.5);
   const auto sched = sparsereg::schedule::linear_warmup(warmup);
   const bool sgl = o.lambda_group > 0 || o.lambda_l1 > 0;
+  const std::size_t layers = m.convs.size() + m.fcs.size();
+  if (!o.lambda_group_scale.empty() && o.lambda_group_scale.size() != layers)
+    throw std::invalid_argument("--lambda-group-scale: " + std::to_string(o.lambda_group_scale.size()) +
+                                " factors given, but the model has " + std::to_string(layers) +
+                                " conv and linear layers");
+  // lambda_group of weighted layer k (convs first, then linears).
+  const auto group_lambda = [&](std::size_t k) {
+    return o.lambda_group * (o.lambda_group_scale.empty() ? 1.0 : o.lambda_group_scale[k]);
+  };
   for (std::size_t i = 0; i < m.convs.size(); ++i) {
     auto& c = m.convs[i];
     const std::string name = "conv" + std::to_string(i + 1) + ".weight";
     reg.add_parameter(name, sparsereg::view<float>(c.w.data(), {c.out_c, c.in_c, c.k, c.k}),
                       sparsereg::view<float>(c.gw.data(), {c.out_c, c.in_c, c.k, c.k}));
     if (sgl) {
-      reg.add_penalty(name, sparsereg::sparse_group_lasso(o.lambda_group, o.lambda_l1, sparsereg::groups::filters()), sched);
-      if (i > 0 && o.lambda_group > 0)
-        reg.add_penalty(name, sparsereg::group_lasso(o.lambda_group, sparsereg::groups::input_channels()), sched);
+      const double lg = group_lambda(i);
+      reg.add_penalty(name, sparsereg::sparse_group_lasso(lg, o.lambda_l1, sparsereg::groups::filters()), sched);
+      if (i > 0 && lg > 0)
+        reg.add_penalty(name, sparsereg::group_lasso(lg, sparsereg::groups::input_channels()), sched);
     }
     add_variance_penalty(reg, name, o, sparsereg::groups::filters(), sched);
   }
@@ -64,9 +77,10 @@ inline void configure_regularizer(sparsereg::regularizer<float>& reg, model& m, 
     const std::string name = "fc" + std::to_string(i + 1) + ".weight";
     reg.add_parameter(name, sparsereg::view<float>(f.w.data(), {f.out, f.in}), sparsereg::view<float>(f.gw.data(), {f.out, f.in}));
     if (sgl) {
-      reg.add_penalty(name, sparsereg::sparse_group_lasso(o.lambda_group, o.lambda_l1, sparsereg::groups::input_neurons()), sched);
-      if (i + 1 < m.fcs.size() && o.lambda_group > 0)
-        reg.add_penalty(name, sparsereg::group_lasso(o.lambda_group, sparsereg::groups::output_neurons()), sched);
+      const double lg = group_lambda(m.convs.size() + i);
+      reg.add_penalty(name, sparsereg::sparse_group_lasso(lg, o.lambda_l1, sparsereg::groups::input_neurons()), sched);
+      if (i + 1 < m.fcs.size() && lg > 0)
+        reg.add_penalty(name, sparsereg::group_lasso(lg, sparsereg::groups::output_neurons()), sched);
     }
     add_variance_penalty(reg, name, o, sparsereg::groups::input_neurons(), sched);
   }

@@ -5,6 +5,7 @@
 #include "cnn/synthetic.hpp"
 #include "cnn/trainer.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -264,4 +265,41 @@ TEST_CASE("per-layer updates inside the backward pass give the whole-model step'
   CHECK(p.update == "whole-model");
   const char* bad[] = {"prog", "--update", "sometimes"};
   CHECK_THROWS_WITH(parse_options(3, const_cast<char**>(bad), p), Catch::Contains("'sometimes'"));
+}
+
+TEST_CASE("--lambda-group-scale sets lambda_group layer by layer", "[cnn][trainer]") {
+  const auto zeros_of = [](const std::vector<float>& w) {
+    return static_cast<std::size_t>(std::count(w.begin(), w.end(), 0.0f));
+  };
+  auto o = tiny_options();
+  o.lambda_l1 = 0;       // only the group terms, which the factors scale
+  o.lambda_group = 0.3;  // strong enough that groups die in conv2 and fc1 within the two epochs
+  std::ostringstream out;
+  auto plain = run_training(o, tiny_data(), out);
+  o.lambda_group_scale = {1, 1, 1, 1};
+  auto ones = run_training(o, tiny_data(), out);
+  CHECK(same_weights(plain.trained, ones.trained));  // factors of 1 change nothing, bit for bit
+  o.lambda_group_scale = {0, 0, 1, 1};
+  auto fc_only = run_training(o, tiny_data(), out);
+  CHECK(zeros_of(plain.trained.convs[1].w) > 0);
+  CHECK(zeros_of(fc_only.trained.convs[0].w) == 0);  // no group penalty on the convs
+  CHECK(zeros_of(fc_only.trained.convs[1].w) == 0);
+  CHECK(zeros_of(fc_only.trained.fcs[0].w) > 0);
+  // One factor per conv and linear layer, else an error before training starts.
+  o.lambda_group_scale = {1, 1, 1};
+  CHECK_THROWS_AS(run_training(o, tiny_data(), out), std::invalid_argument);
+  CHECK_THROWS_WITH(run_training(o, tiny_data(), out),
+                    Catch::Contains("--lambda-group-scale") && Catch::Contains("3 factors") &&
+                        Catch::Contains("4 conv and linear layers"));
+  // Parsing: numbers >= 0 separated by commas.
+  options p;
+  const char* good[] = {"prog", "--lambda-group-scale", "1,0.5,2,0"};
+  parse_options(3, const_cast<char**>(good), p);
+  CHECK(p.lambda_group_scale == std::vector<double>{1, 0.5, 2, 0});
+  for (const char* v : {"1,,2", "1,-1", "", "1,x", "1,"}) {
+    INFO("value '" << v << "'");
+    const char* bad[] = {"prog", "--lambda-group-scale", v};
+    CHECK_THROWS_WITH(parse_options(3, const_cast<char**>(bad), p),
+                      Catch::Contains("--lambda-group-scale") && Catch::Contains(std::string("'") + v + "'"));
+  }
 }
