@@ -7,8 +7,13 @@
 #include <sparsereg/penalties/kl_to_target.hpp>
 #include <sparsereg/sparsereg.hpp>
 
-#if defined(SPARSEREG_TEST_VECTOR_LANES) && !defined(SPARSEREG_VECTOR_LANES)
+#if defined(SPARSEREG_TEST_VECTOR_WIDTH)
+#if !defined(SPARSEREG_VECTOR_LANES)
 #error "built to test the vector forms of detail/sweep.hpp, but they are not selected for this target"
+#else
+static_assert(sparsereg::detail::vec::width == SPARSEREG_TEST_VECTOR_WIDTH,
+              "built to test the vector forms of detail/sweep.hpp at another width than this target selects");
+#endif
 #endif
 
 #include <cmath>

@@ -23,7 +23,8 @@
 // lane, unit strides are compile-time constants (with_unit_strides), and |x| is std::fabs.
 // Where that is not enough -- the 32 double lanes of the l1 value and prox statistics stay in
 // memory as plain loops, every block loading and storing them -- contiguous float runs on AVX
-// targets use vector-extension forms (abs_lanes_f32) with the same lanes, so the same bits.
+// targets use vector-extension forms (abs_lanes_f32; 16 floats per vector with AVX-512) with the
+// same lanes, so the same bits.
 #pragma once
 
 #include <algorithm>  // std::min, std::max
@@ -31,7 +32,7 @@
 #include <cstddef>    // std::size_t, std::ptrdiff_t
 #include <cstdint>    // std::uint32_t
 #if defined(__AVX__)
-#include <immintrin.h>  // _mm256_cvtps_pd (vec::widen_low / widen_high)
+#include <immintrin.h>  // _mm256_cvtps_pd, _mm512_cvtps_pd (vec::widen_low / widen_high)
 #endif
 #include <limits>     // std::numeric_limits
 #include <string>     // std::to_string
@@ -170,65 +171,87 @@ inline double lane_sum_zeros(std::size_t n, F&& f, G&& g, std::size_t& zeros) {
 }
 
 #if defined(__AVX__) && defined(__GNUC__)
-// 8 floats per register, as GCC / clang vector extensions. Used where the plain loops keep their
-// lane arrays in memory (lane_sum_zeros: 32 double lanes, 32 counts and the 32 values of a block
-// do not fit the 16 registers, and every block then loads and stores them all).
+// Float vectors as GCC / clang vector extensions: 16 floats per register where the target has
+// AVX-512 (F and DQ), else 8. Used where the plain loops keep their lane arrays in memory
+// (lane_sum_zeros: 32 double lanes, 32 counts and the 32 values of a block do not fit the 16 AVX
+// registers, and every block then loads and stores them all).
 #define SPARSEREG_VECTOR_LANES 1
 namespace vec {
-using f32x8 = float __attribute__((vector_size(32)));
-using f64x4 = double __attribute__((vector_size(32)));
-using i32x8 = std::int32_t __attribute__((vector_size(32)));
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+inline constexpr std::size_t width = 16;
+#else
+inline constexpr std::size_t width = 8;
+#endif
+using fv = float __attribute__((vector_size(4 * width)));       ///< `width` floats
+using iv = std::int32_t __attribute__((vector_size(4 * width)));  ///< comparison masks of fv
+using dv = double __attribute__((vector_size(4 * width)));       ///< width / 2 doubles
 
 /// Unaligned loads and stores go through a may_alias vector type of alignment 4, as
 /// _mm256_loadu_ps / _mm256_storeu_ps do: one vmovups each. (A memcpy through a local vector is
 /// the same in principle, but GCC 12 turned the four-vector form of it into 16-byte stack stores
 /// and 32-byte reloads in bench/ceilings.hpp, a failed store forward per vector.)
-using f32x8_unaligned = float __attribute__((vector_size(32), aligned(4), may_alias));
-inline f32x8 load(const float* p) noexcept { return *reinterpret_cast<const f32x8_unaligned*>(p); }
-inline void store(float* p, f32x8 v) noexcept { *reinterpret_cast<f32x8_unaligned*>(p) = v; }
+using fv_unaligned = float __attribute__((vector_size(4 * width), aligned(4), may_alias));
+inline fv load(const float* p) noexcept { return *reinterpret_cast<const fv_unaligned*>(p); }
+inline void store(float* p, fv v) noexcept { *reinterpret_cast<fv_unaligned*>(p) = v; }
 /// |v| lane by lane: the sign bit cleared, as std::fabs.
-inline f32x8 abs(f32x8 v) noexcept { return (f32x8)((i32x8)v & 0x7fffffff); }
+inline fv abs(fv v) noexcept { return (fv)((iv)v & 0x7fffffff); }
 /// m ? a : b lane by lane, m from a comparison (all bits set or none).
-inline f32x8 select(i32x8 m, f32x8 a, f32x8 b) noexcept { return (f32x8)(((i32x8)a & m) | ((i32x8)b & ~m)); }
-/// Lanes 0-3 and 4-7 widened to double (one vcvtps2pd each; GCC 12 lowers the same
-/// __builtin_convertvector to 128-bit conversions and inserts).
-inline f64x4 widen_low(f32x8 v) noexcept { return (f64x4)_mm256_cvtps_pd(_mm256_castps256_ps128((__m256)v)); }
-inline f64x4 widen_high(f32x8 v) noexcept { return (f64x4)_mm256_cvtps_pd(_mm256_extractf128_ps((__m256)v, 1)); }
+inline fv select(iv m, fv a, fv b) noexcept { return (fv)(((iv)a & m) | ((iv)b & ~m)); }
+/// The low and the high half widened to double: one vcvtps2pd each (GCC 12 lowers
+/// __builtin_convertvector to narrower conversions and inserts).
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+// (Halves by __builtin_shufflevector, widened by the zero-masked form of vcvtps2pd with a full
+// mask: _mm512_cvtps_pd and _mm512_castps512_ps256 trip GCC 12's -Wmaybe-uninitialized inside its
+// own headers, and GCC 12 lowers __builtin_convertvector to two 256-bit conversions.)
+using f8 = float __attribute__((vector_size(32)));
+inline dv widen8(f8 h) noexcept { return (dv)_mm512_maskz_cvtps_pd(static_cast<__mmask8>(0xff), (__m256)h); }
+inline dv widen_low(fv v) noexcept { return widen8(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7)); }
+inline dv widen_high(fv v) noexcept { return widen8(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15)); }
+#else
+inline dv widen_low(fv v) noexcept { return (dv)_mm256_cvtps_pd(_mm256_castps256_ps128((__m256)v)); }
+inline dv widen_high(fv v) noexcept { return (dv)_mm256_cvtps_pd(_mm256_extractf128_ps((__m256)v, 1)); }
+#endif
 }  // namespace vec
 #endif
 
 #if defined(SPARSEREG_VECTOR_LANES)
-/// The 32 lanes of lane_sum for sum_i |v_i| with v8(i) giving v_i..v_{i+7} as vec::f32x8 (and
-/// writing them where v8 is a prox): blocks of 32 elements while they last, the lanes held in 8
-/// registers of 4 doubles. Counts v_i == 0 into `zeros` when CountZeros. Returns the number of
+/// The 32 lanes of lane_sum for sum_i |v_i| with vn(i) giving v_i..v_{i+w-1} as vec::fv (w =
+/// vec::width; and writing them where vn is a prox): blocks of 32 elements while they last, the
+/// lanes held in registers (8 of 4 doubles, or 4 of 8 with AVX-512: lane j is element j of each
+/// block either way). Counts v_i == 0 into `zeros` when CountZeros. Returns the number of
 /// elements done (a multiple of 32); the lanes go to t[0..32), for the caller's tail and tree.
-template <bool CountZeros, class V8>
-inline std::size_t abs_lanes_f32(std::size_t n, V8 v8, double* t, std::size_t& zeros) {
-  static_assert(sum_lanes == 32, "the vector form holds 32 lanes as 4 x 8 floats");
-  vec::f64x4 a0 = {}, a1 = {}, a2 = {}, a3 = {}, a4 = {}, a5 = {}, a6 = {}, a7 = {};
-  const vec::f32x8 zero = {};
+template <bool CountZeros, class VN>
+inline std::size_t abs_lanes_f32(std::size_t n, VN vn, double* t, std::size_t& zeros) {
+  static_assert(sum_lanes == 32 && sum_lanes % vec::width == 0, "32 lanes are whole float vectors");
+  constexpr std::size_t parts = sum_lanes / vec::width;  // float vectors per block: 4 or 2
+  vec::dv a0 = {}, a1 = {}, a2 = {}, a3 = {}, a4 = {}, a5 = {}, a6 = {}, a7 = {};  // a4-a7: 8-wide only
+  const vec::fv zero = {};
   std::size_t i = 0;
   constexpr std::size_t flush = std::size_t(1) << 24;  // blocks per 32-bit count
   while (i + sum_lanes <= n) {
-    vec::i32x8 zc = {};
-    const auto part = [&](std::size_t at, vec::f64x4& lo, vec::f64x4& hi) {
-      const vec::f32x8 v = v8(at);
+    vec::iv zc = {};
+    const auto part = [&](std::size_t at, vec::dv& lo, vec::dv& hi) {
+      const vec::fv v = vn(at);
       if constexpr (CountZeros) zc -= (v == zero);  // a true lane is -1
-      const vec::f32x8 m = vec::abs(v);
+      const vec::fv m = vec::abs(v);
       lo += vec::widen_low(m);
       hi += vec::widen_high(m);
     };
     for (std::size_t b = 0; b < flush && i + sum_lanes <= n; ++b, i += sum_lanes) {
+      // Named accumulators, written out rather than looped, so that they stay registers.
       part(i, a0, a1);
-      part(i + 8, a2, a3);
-      part(i + 16, a4, a5);
-      part(i + 24, a6, a7);
+      part(i + vec::width, a2, a3);
+      if constexpr (parts == 4) {
+        part(i + 2 * vec::width, a4, a5);
+        part(i + 3 * vec::width, a6, a7);
+      }
     }
     if constexpr (CountZeros)
-      for (int j = 0; j < 8; ++j) zeros += static_cast<std::uint32_t>(zc[j]);
+      for (std::size_t j = 0; j < vec::width; ++j) zeros += static_cast<std::uint32_t>(zc[j]);
   }
-  const vec::f64x4 parts[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
-  for (std::size_t j = 0; j < sum_lanes; ++j) t[j] = parts[j / 4][j % 4];
+  const vec::dv a[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+  constexpr std::size_t half = vec::width / 2;  // doubles per accumulator
+  for (std::size_t j = 0; j < sum_lanes; ++j) t[j] = a[j / half][j % half];
   return i;
 }
 #endif
@@ -236,8 +259,8 @@ inline std::size_t abs_lanes_f32(std::size_t n, V8 v8, double* t, std::size_t& z
 /// y_i = op(x_i) for i < n (unit strides when Sx and Sy are std::integral_constant 1), returning
 /// sum_i |y_i| and counting y_i == 0: lane_sum_zeros with g = |.|, so the same lanes, tree, double
 /// and count. op is called on single elements and, for contiguous float runs on AVX targets, on
-/// vec::f32x8 (8 consecutive elements); both forms must give the same bits. There the 32 lanes are
-/// 8 vector accumulators that stay in registers (abs_lanes_f32).
+/// vec::fv (vec::width consecutive elements); both forms must give the same bits. There the 32
+/// lanes are vector accumulators that stay in registers (abs_lanes_f32).
 template <class T, class Sx, class Sy, class Op>
 inline double abs_lane_sum_zeros(const T* x, Sx sx, T* y, Sy sy, std::size_t n, Op op, std::size_t& zeros) {
   const auto scalar = [&](std::size_t i) {
@@ -254,7 +277,7 @@ inline double abs_lane_sum_zeros(const T* x, Sx sx, T* y, Sy sy, std::size_t n, 
     const std::size_t done = abs_lanes_f32<true>(
         n,
         [&](std::size_t at) {
-          const vec::f32x8 v = op(vec::load(x + at));
+          const vec::fv v = op(vec::load(x + at));
           vec::store(y + at, v);
           return v;
         },
@@ -310,10 +333,10 @@ inline T soft_threshold_positive(T x, T t) noexcept {
 }
 
 #if defined(SPARSEREG_VECTOR_LANES)
-/// soft_threshold_positive on 8 floats: the same operations lane by lane, so the same bits.
-inline vec::f32x8 soft_threshold_positive(vec::f32x8 x, float t) noexcept {
-  const vec::f32x8 zero = {};
-  vec::f32x8 a = vec::abs(x) - t;
+/// soft_threshold_positive on a float vector: the same operations lane by lane, so the same bits.
+inline vec::fv soft_threshold_positive(vec::fv x, float t) noexcept {
+  const vec::fv zero = {};
+  vec::fv a = vec::abs(x) - t;
   a = vec::select(a < zero, zero, a);  // NaN is kept
   return vec::select(x < zero, -a, a);
 }
