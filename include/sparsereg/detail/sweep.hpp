@@ -32,7 +32,7 @@
 #include <cstddef>    // std::size_t, std::ptrdiff_t
 #include <cstdint>    // std::uint32_t
 #if defined(__AVX__)
-#include <immintrin.h>  // _mm256_cvtps_pd, _mm512_cvtps_pd (vec::widen_low / widen_high)
+#include <immintrin.h>  // _mm256_cvtps_pd, _mm512_maskz_cvtps_pd (vec::widen_low / widen_high)
 #endif
 #include <limits>     // std::numeric_limits
 #include <string>     // std::to_string
