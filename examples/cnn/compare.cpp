@@ -8,6 +8,7 @@
 #include "cnn/trainer.hpp"
 
 #include <iostream>
+#include <new>
 
 namespace {
 
@@ -113,6 +114,9 @@ int main(int argc, char** argv) {
   } catch (const usage_error& e) {
     std::cerr << "sparsereg_compare: " << e.what() << "\n";
     return 2;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "sparsereg_compare: error: " << out_of_memory_message(o) << "\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "sparsereg_compare: error: " << e.what() << "\n";
     return 1;

@@ -87,13 +87,20 @@ struct usage_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// What the programs print when std::bad_alloc escapes a run: the memory of a run grows with
+/// --batch (activations, im2col columns), so the message names it.
+inline std::string out_of_memory_message(const options& o) {
+  return "out of memory (std::bad_alloc) with --batch " + std::to_string(o.batch) +
+         ": the activations and im2col buffers of a batch grow with it; try a smaller --batch";
+}
+
 namespace detail {
 inline double parse_double(const std::string& flag, const std::string& v, bool nonneg = true) {
   char* end = nullptr;
   errno = 0;
   const double d = std::strtod(v.c_str(), &end);
-  if (v.empty() || *end != '\0' || errno == ERANGE || !(d == d))
-    throw usage_error(flag + " expects a number, got '" + v + "'");
+  if (v.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(d))
+    throw usage_error(flag + " expects a finite number, got '" + v + "'");
   if (nonneg && d < 0) throw usage_error(flag + " must be >= 0, got '" + v + "'");
   return d;
 }
@@ -250,7 +257,9 @@ inline void parse_options(int argc, char** argv, options& o,
     } else if (flag == "--seed") {
       o.seed = detail::parse_uint(flag, take());
     } else if (flag == "--threads") {
-      o.threads = static_cast<int>(detail::parse_uint(flag, take()));
+      const std::size_t t = detail::parse_uint(flag, take());
+      if (t > 1024) throw usage_error("--threads must be at most 1024, got " + std::to_string(t));
+      o.threads = static_cast<int>(t);
     } else if (flag == "--save") {
       o.save = take();
     } else if (flag == "--resume") {

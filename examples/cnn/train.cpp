@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include <iostream>
+#include <new>
 
 namespace {
 
@@ -70,6 +71,9 @@ int main(int argc, char** argv) {
   } catch (const usage_error& e) {
     std::cerr << "sparsereg_train: " << e.what() << "\n";
     return 2;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "sparsereg_train: error: " << out_of_memory_message(o) << "\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "sparsereg_train: error: " << e.what() << "\n";
     return 1;

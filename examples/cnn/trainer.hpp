@@ -19,6 +19,7 @@
 // simpler whole-model step stays the default.
 #pragma once
 
+#include "common/atomic_file.hpp"
 #include "common/idx.hpp"
 #include "compact.hpp"
 #include "model.hpp"
@@ -342,6 +343,16 @@ inline epoch_stats train_epoch(model& m, optimizer& opt, sparsereg::regularizer<
 /// checkpoints and I/O errors, usage_error on inconsistent flags.
 inline run_result run_training(const options& o, const data_bundle& data, std::ostream& out, const std::string& name = "") {
   const auto run_start = clock_type::now();
+  // Where the results will go must be writable before the run starts, not after it.
+  for (const auto& [flag, path] : {std::pair<const char*, const std::string&>{"--save", o.save},
+                                   std::pair<const char*, const std::string&>{"--export", o.export_path}}) {
+    if (path.empty()) continue;
+    try {
+      sparsereg_examples::check_can_write(path);
+    } catch (const sparsereg_examples::file_error& e) {
+      throw sparsereg_examples::file_error(std::string(flag) + ": " + e.what());
+    }
+  }
   set_threads(o.effective_threads());
   training_state st;
   const optimizer_kind okind = parse_optimizer(o.optimizer);

@@ -46,6 +46,11 @@ inline std::string parent_dir(const std::string& path) {
     return path.substr(0, slash);
 }
 
+// The temp file write_file_atomically writes first: same directory, per process.
+inline std::string temp_path_for(const std::string& path) {
+    return path + ".tmp." + std::to_string(static_cast<long>(::getpid()));
+}
+
 }  // namespace detail
 
 // Writes [data, data+n) to `path` so that readers see either the old file or the complete new
@@ -55,7 +60,7 @@ inline std::string parent_dir(const std::string& path) {
 // the path, the step and the errno text.
 // The temp name is per process: two threads of one process must not save the same path at once.
 inline void write_file_atomically(const std::string& path, const void* data, std::size_t n) {
-    const std::string tmp = path + ".tmp." + std::to_string(static_cast<long>(::getpid()));
+    const std::string tmp = detail::temp_path_for(path);
     const auto fail = [&](const char* step, int err, bool remove_tmp) {
         if (remove_tmp) ::unlink(tmp.c_str());
         throw file_error("write_file_atomically: cannot " + std::string(step) + " for '" + path +
@@ -92,6 +97,23 @@ inline void write_file_atomically(const std::string& path, const void* data, std
         (void)::fsync(dir);
         ::close(dir);
     }
+}
+
+// Checks up front, before hours of work whose result would go to `path`, that
+// write_file_atomically(path, ...) will be able to start: creates its temp file and removes it
+// again. Throws file_error naming the path and the errno text for a missing or read-only
+// directory, and when `path` is a directory. `path` itself is not touched. A later write can
+// still fail (a full disk); that failure leaves the old file in place, as always.
+inline void check_can_write(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+        throw file_error("cannot write '" + path + "': it is a directory");
+    const std::string tmp = detail::temp_path_for(path);
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0)
+        throw file_error("cannot write '" + path + "' (temp file '" + tmp + "'): " + detail::errno_text(errno));
+    ::close(fd);
+    ::unlink(tmp.c_str());
 }
 
 // zlib's CRC-32 (the one in gzip and PNG): crc32_of("123456789", 9) == 0xCBF43926.

@@ -128,6 +128,42 @@ TEST_CASE("export writes the compacted model and it reloads with identical predi
   CHECK(p1 == p2);
 }
 
+TEST_CASE("an unwritable --export or --save fails before training, not after it", "[cnn][trainer]") {
+  for (const bool export_flag : {true, false}) {
+    auto o = tiny_options();
+    const std::string metrics = temp_path(export_flag ? "early_export.csv" : "early_save.csv");
+    std::remove(metrics.c_str());
+    o.metrics = metrics;
+    std::filesystem::remove_all(temp_path("no_such_dir"));
+    const std::string bad = temp_path("no_such_dir") + "/sub/model.bin";
+    (export_flag ? o.export_path : o.save) = bad;
+    std::ostringstream out;
+    CHECK_THROWS_WITH(run_training(o, tiny_data(), out),
+                      Catch::StartsWith(export_flag ? "--export: " : "--save: ") && Catch::Contains(bad));
+    // No epoch ran: the metrics file (opened after the check) was never created.
+    CHECK_FALSE(std::filesystem::exists(metrics));
+  }
+}
+
+TEST_CASE("numeric flags reject non-finite and absurd values with the flag's name", "[cnn][trainer]") {
+  for (const char* flag : {"--lambda-group", "--lambda-l1", "--var-weight", "--lr", "--warmup-epochs"})
+    for (const char* v : {"inf", "-inf", "nan", "1e400"}) {
+      options o;
+      const char* argv[] = {"prog", flag, v};
+      INFO(flag << " " << v);
+      CHECK_THROWS_WITH(parse_options(3, const_cast<char**>(argv), o),
+                        Catch::Contains(flag) && Catch::Contains(std::string("'") + v + "'"));
+    }
+  options o;
+  const char* threads[] = {"prog", "--threads", "99999999999"};
+  CHECK_THROWS_WITH(parse_options(3, const_cast<char**>(threads), o),
+                    Catch::Contains("--threads") && Catch::Contains("99999999999"));
+  const char* fine[] = {"prog", "--threads", "2", "--lambda-l1", "1e-5"};
+  parse_options(5, const_cast<char**>(fine), o);
+  CHECK(o.threads == 2);
+  CHECK(o.lambda_l1 == 1e-5);
+}
+
 TEST_CASE("a huge lambda collapses layers without crashing", "[cnn][trainer]") {
   auto o = tiny_options();
   o.lambda_group = 1000;

@@ -101,6 +101,29 @@ TEST_CASE("atomic_file: a path in a missing directory throws and names the path"
     REQUIRE(fs::is_empty(dir.path));
 }
 
+TEST_CASE("atomic_file: check_can_write fails up front for what write_file_atomically cannot write",
+          "[atomic_file][errors]") {
+    temp_dir dir;
+    const std::string missing = dir / "no/such/dir/model.bin";
+    REQUIRE_THROWS_AS(se::check_can_write(missing), se::file_error);
+    REQUIRE_THROWS_WITH(se::check_can_write(missing), Contains(missing) && Contains("No such file or directory"));
+    fs::create_directory(dir / "sub");
+    REQUIRE_THROWS_WITH(se::check_can_write(dir / "sub"), Contains(dir / "sub") && Contains("is a directory"));
+    REQUIRE(other_entries(dir, "sub").empty());
+}
+
+TEST_CASE("atomic_file: check_can_write leaves no file behind and the target as it was", "[atomic_file]") {
+    temp_dir dir;
+    const std::string path = dir / "ckpt.bin";
+    se::check_can_write(path);
+    REQUIRE(fs::is_empty(dir.path));  // neither the target nor a temp file
+    const bytes old_contents = pattern(100, 11);
+    se::write_file_atomically(path, old_contents.data(), old_contents.size());
+    se::check_can_write(path);
+    REQUIRE(se::read_file(path) == old_contents);
+    REQUIRE(other_entries(dir, "ckpt.bin").empty());
+}
+
 TEST_CASE("atomic_file: a write failing half way leaves the old file byte-identical", "[atomic_file][errors]") {
     temp_dir dir;
     const std::string path = dir / "ckpt.bin";

@@ -580,7 +580,10 @@ TEST_CASE("kl_to_target: contiguous and strided float weights give the same bits
   // must put every element in the same sub-histogram in the same order, so the value and the
   // gradient agree exactly. Lengths around the vector width and the block size, with non-finite
   // elements among them (they go to the trash bin: the value is NaN, finite weights' gradients
-  // must still agree).
+  // must still agree). What this can catch: an element binned twice, skipped, sent to the wrong
+  // bin, or paired with another element's fraction (checked by breaking the pair order). What it
+  // cannot: a different sub-histogram or order of the same additions, since float weights give
+  // per-bin sums that are exact in double at these sizes whatever the order.
   for (const std::size_t n : {std::size_t(1), std::size_t(7), std::size_t(8), std::size_t(9), std::size_t(255),
                               std::size_t(256), std::size_t(257), std::size_t(263), std::size_t(1000),
                               std::size_t(4103)}) {
