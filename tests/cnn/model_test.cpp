@@ -1,6 +1,7 @@
 // Layers and model of the bundled CNN trainer: architecture strings, parameter counts and
 // finite-difference gradient checks of conv (with and without padding), max-pool, flatten
-// (including a compacted flatten gather) and linear layers.
+// (including a compacted flatten gather) and linear layers; conv and max-pool against direct loops;
+// the im2col / col2im row helpers against plain loops with guard zones.
 #include <catch2/catch.hpp>
 
 #include "cnn/model.hpp"
@@ -195,4 +196,84 @@ TEST_CASE("max-pool forward and backward match a direct reference, ties and NaNs
       CHECK(dx == ref_dx);
     }
   }
+}
+
+TEST_CASE("im2col row copies and col2im row sums touch exactly their range", "[cnn]") {
+  // Every length up to 3 blocks of 16, so each branch (overlapping 16-, 8- and 4-float blocks,
+  // scalar tail) runs; guard zones on both sides must stay untouched.
+  constexpr std::size_t guard = 20;
+  for (std::size_t len = 0; len <= 50; ++len) {
+    INFO("length " << len);
+    std::vector<float> src(len + 2 * guard), dst(len + 2 * guard), ref;
+    for (std::size_t i = 0; i < src.size(); ++i) {
+      src[i] = static_cast<float>(i) + 0.25f;
+      dst[i] = -static_cast<float>(i) - 0.5f;
+    }
+    ref = dst;
+    for (std::size_t i = 0; i < len; ++i) ref[guard + i] = src[guard + i];
+    copy_run(dst.data() + guard, src.data() + guard, len);
+    CHECK(dst == ref);
+    for (std::size_t i = 0; i < len; ++i) ref[guard + i] += 0.125f * src[guard + i];
+    for (auto& v : src) v *= 0.125f;
+    add_run(dst.data() + guard, src.data() + guard, len);
+    CHECK(dst == ref);
+  }
+}
+
+TEST_CASE("conv2d forward and backward equal direct loops for every row-copy width", "[cnn]") {
+  // Output widths 1 .. 20 and 28 cover every branch of copy_run / add_run; padding 0 and 2;
+  // batches of 3 images so that chunks hold several images. Reference in double.
+  for (std::size_t w : {3u, 5u, 8u, 11u, 14u, 17u, 20u, 28u})
+    for (std::size_t pad : {0u, 2u}) {
+      const std::size_t ci = 2, co = 3, k = 5, h = 6, n = 3;
+      if (w + 2 * pad < k) continue;
+      INFO("input " << h << "x" << w << ", padding " << pad);
+      conv2d conv(ci, co, k, pad, h, w, true);
+      std::mt19937 rng(static_cast<std::uint32_t>(w * 10 + pad));
+      std::uniform_real_distribution<float> u(-1.f, 1.f);
+      for (auto& v : conv.w) v = u(rng);
+      for (auto& v : conv.b) v = 0.1f * u(rng);
+      const std::size_t oh = conv.out_h(), ow = conv.out_w();
+      std::vector<float> x(ci * n * h * w), y(co * n * oh * ow), dy(y.size()), dx(x.size(), 9.f);
+      for (auto& v : x) v = u(rng);
+      for (auto& v : dy) v = u(rng);
+      conv.forward(x.data(), y.data(), n);
+      std::vector<float> dy_masked = dy;
+      conv.backward(x.data(), y.data(), dy_masked.data(), dx.data(), n);
+
+      auto xin = [&](std::size_t c, std::size_t j, std::ptrdiff_t r, std::ptrdiff_t s) -> double {
+        if (r < 0 || s < 0 || r >= static_cast<std::ptrdiff_t>(h) || s >= static_cast<std::ptrdiff_t>(w)) return 0.0;
+        return x[((c * n + j) * h + static_cast<std::size_t>(r)) * w + static_cast<std::size_t>(s)];
+      };
+      std::vector<double> rdx(x.size(), 0.0), rgw(conv.w.size(), 0.0), rgb(co, 0.0);
+      for (std::size_t o = 0; o < co; ++o)
+        for (std::size_t j = 0; j < n; ++j)
+          for (std::size_t a = 0; a < oh; ++a)
+            for (std::size_t b = 0; b < ow; ++b) {
+              double s = conv.b[o];
+              for (std::size_t c = 0; c < ci; ++c)
+                for (std::size_t p = 0; p < k; ++p)
+                  for (std::size_t q = 0; q < k; ++q)
+                    s += conv.w[((o * ci + c) * k + p) * k + q] *
+                         xin(c, j, static_cast<std::ptrdiff_t>(a + p) - static_cast<std::ptrdiff_t>(pad),
+                             static_cast<std::ptrdiff_t>(b + q) - static_cast<std::ptrdiff_t>(pad));
+              const std::size_t yi = ((o * n + j) * oh + a) * ow + b;
+              REQUIRE(y[yi] == Approx(std::max(s, 0.0)).margin(1e-5));
+              const double g = s > 0.0 ? dy[yi] : 0.0;
+              rgb[o] += g;
+              for (std::size_t c = 0; c < ci; ++c)
+                for (std::size_t p = 0; p < k; ++p)
+                  for (std::size_t q = 0; q < k; ++q) {
+                    const auto r = static_cast<std::ptrdiff_t>(a + p) - static_cast<std::ptrdiff_t>(pad);
+                    const auto t = static_cast<std::ptrdiff_t>(b + q) - static_cast<std::ptrdiff_t>(pad);
+                    rgw[((o * ci + c) * k + p) * k + q] += g * xin(c, j, r, t);
+                    if (r >= 0 && t >= 0 && r < static_cast<std::ptrdiff_t>(h) && t < static_cast<std::ptrdiff_t>(w))
+                      rdx[((c * n + j) * h + static_cast<std::size_t>(r)) * w + static_cast<std::size_t>(t)] +=
+                          g * conv.w[((o * ci + c) * k + p) * k + q];
+                  }
+            }
+      for (std::size_t i = 0; i < dx.size(); ++i) REQUIRE(dx[i] == Approx(rdx[i]).margin(1e-4));
+      for (std::size_t i = 0; i < rgw.size(); ++i) REQUIRE(conv.gw[i] == Approx(rgw[i]).margin(1e-4));
+      for (std::size_t o = 0; o < co; ++o) REQUIRE(conv.gb[o] == Approx(rgb[o]).margin(1e-4));
+    }
 }
