@@ -134,10 +134,30 @@ struct conv2d {
   /// Multiply-accumulates per image of the forward pass.
   std::size_t macs() const { return out_c * patch() * out_h() * out_w(); }
 
-  /// Images per chunk: about 1 MiB of im2col columns per thread.
-  std::size_t chunk_images() const {
-    const std::size_t per_image = patch() * out_h() * out_w();
-    return std::max<std::size_t>(1, (std::size_t(1) << 18) / std::max<std::size_t>(per_image, 1));
+  /// Images whose im2col columns fit in about 1 MiB (at least 1).
+  std::size_t chunk_cap() const {
+    const std::size_t per_image = std::max<std::size_t>(patch() * out_h() * out_w(), 1);
+    return std::max<std::size_t>(1, (std::size_t(1) << 18) / per_image);
+  }
+
+  /// How a batch of n images is split into chunks: `count` chunks, chunk ci covering images
+  /// [begin(ci), begin(ci + 1)), none larger than `largest`.
+  struct batch_chunks {
+    std::size_t n = 0, count = 0, fixed = 0;  // fixed > 0: chunks of `fixed` images, the last shorter
+    std::size_t begin(std::size_t ci) const { return fixed ? std::min(n, ci * fixed) : ci * n / count; }
+    std::size_t largest() const { return fixed ? fixed : (n + count - 1) / count; }
+  };
+
+  /// Chunks of at most about 1 MiB of im2col columns each, as many as a multiple of the thread
+  /// count so that the threads get equal shares: the first conv of the default model holds 13
+  /// images in 1 MiB, which would make 5 chunks, 39 and 25 images on two threads; it gets 6 chunks
+  /// of 10-11 images instead, 32 per thread. With one thread, or when the count is already a
+  /// multiple, the chunks are the 1 MiB ones.
+  batch_chunks chunks_for(std::size_t n, std::size_t threads = static_cast<std::size_t>(max_threads())) const {
+    const std::size_t cap = chunk_cap();
+    const std::size_t count = (n + cap - 1) / cap;
+    if (threads <= 1 || count % threads == 0) return {n, count, cap};
+    return {n, std::min(n, (count + threads - 1) / threads * threads), 0};
   }
 
   void ensure_workspace(std::size_t chunk) {
@@ -198,14 +218,14 @@ struct conv2d {
 
   /// y (out_c x n x out_h x out_w) = relu?(conv(x) + b), x is in_c x n x in_h x in_w.
   void forward(const float* x, float* y, std::size_t n) {
-    const std::size_t chunk = chunk_images();
-    ensure_workspace(chunk);
+    const batch_chunks bc = chunks_for(n);
+    ensure_workspace(bc.largest());
     const std::size_t ohw = out_h() * out_w();
-    const std::ptrdiff_t chunks = static_cast<std::ptrdiff_t>((n + chunk - 1) / chunk);
+    const auto chunks = static_cast<std::ptrdiff_t>(bc.count);
     const_matrix_map W(w.data(), ix(out_c), ix(patch()));
     SPARSEREG_CNN_OMP(omp parallel for schedule(static))
     for (std::ptrdiff_t ci = 0; ci < chunks; ++ci) {
-      const std::size_t n0 = static_cast<std::size_t>(ci) * chunk, m = std::min(chunk, n - n0);
+      const std::size_t n0 = bc.begin(static_cast<std::size_t>(ci)), m = bc.begin(static_cast<std::size_t>(ci) + 1) - n0;
       float* cols = cols_[static_cast<std::size_t>(thread_id())].data();
       im2col(x, n, n0, m, cols, plane_[static_cast<std::size_t>(thread_id())].data());
       const_matrix_map C(cols, ix(patch()), ix(m * ohw));
@@ -225,20 +245,20 @@ struct conv2d {
 
   /// Sets gw, gb; dy is modified (ReLU mask applied) ; dx may be null (first layer).
   void backward(const float* x, const float* y, float* dy, float* dx, std::size_t n) {
-    const std::size_t chunk = chunk_images();
-    ensure_workspace(chunk);
+    const batch_chunks bc = chunks_for(n);
+    ensure_workspace(bc.largest());
     const std::size_t ohw = out_h() * out_w();
     const auto threads = static_cast<std::size_t>(max_threads());
     for (std::size_t t = 0; t < threads; ++t) {
       gw_thread_[t].assign(weight_count(), 0.f);
       gb_thread_[t].assign(out_c, 0.f);
     }
-    const std::ptrdiff_t chunks = static_cast<std::ptrdiff_t>((n + chunk - 1) / chunk);
+    const auto chunks = static_cast<std::ptrdiff_t>(bc.count);
     const_matrix_map W(w.data(), ix(out_c), ix(patch()));
     SPARSEREG_CNN_OMP(omp parallel for schedule(static))
     for (std::ptrdiff_t ci = 0; ci < chunks; ++ci) {
       const auto t = static_cast<std::size_t>(thread_id());
-      const std::size_t n0 = static_cast<std::size_t>(ci) * chunk, m = std::min(chunk, n - n0);
+      const std::size_t n0 = bc.begin(static_cast<std::size_t>(ci)), m = bc.begin(static_cast<std::size_t>(ci) + 1) - n0;
       float* gbt = gb_thread_[t].data();
       for (std::size_t o = 0; o < out_c; ++o) {
         float* d = dy + o * n * ohw + n0 * ohw;

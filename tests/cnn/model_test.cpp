@@ -6,6 +6,7 @@
 
 #include "cnn/model.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -220,60 +221,116 @@ TEST_CASE("im2col row copies and col2im row sums touch exactly their range", "[c
   }
 }
 
+TEST_CASE("conv chunks split a batch into equal shares per thread", "[cnn]") {
+  // First and second conv of the default model (13 and 1 images per 1 MiB of columns) and one
+  // whose images need more than 1 MiB each.
+  const conv2d layers[] = {conv2d(1, 32, 5, 2, 28, 28, true), conv2d(32, 64, 5, 2, 14, 14, true),
+                           conv2d(64, 8, 5, 2, 40, 40, true)};
+  CHECK(layers[0].chunk_cap() == 13);
+  CHECK(layers[1].chunk_cap() == 1);
+  CHECK(layers[2].chunk_cap() == 1);
+  for (const auto& c : layers)
+    for (std::size_t threads = 1; threads <= 4; ++threads)
+      for (std::size_t n = 0; n <= 130; ++n) {
+        INFO("cap " << c.chunk_cap() << ", " << threads << " threads, batch " << n);
+        const auto bc = c.chunks_for(n, threads);
+        REQUIRE(bc.begin(0) == 0);
+        REQUIRE(bc.begin(bc.count) == n);
+        REQUIRE(bc.largest() <= c.chunk_cap());
+        if (threads == 1) {  // the 1 MiB chunks, as before the split existed
+          REQUIRE(bc.count == (n + c.chunk_cap() - 1) / c.chunk_cap());
+          REQUIRE(bc.fixed == c.chunk_cap());
+        }
+        std::vector<std::size_t> per_thread(threads, 0);
+        for (std::size_t i = 0; i < bc.count; ++i) {
+          const std::size_t m = bc.begin(i + 1) - bc.begin(i);
+          REQUIRE(m >= 1);
+          REQUIRE(m <= bc.largest());
+          // OpenMP's static schedule: contiguous blocks of count / threads chunks.
+          if (bc.count % threads == 0) per_thread[i / (bc.count / threads)] += m;
+        }
+        if (bc.count % threads == 0) {
+          const auto [lo, hi] = std::minmax_element(per_thread.begin(), per_thread.end());
+          REQUIRE(*hi - *lo <= (bc.fixed ? bc.fixed : 1));
+        } else {
+          // Not enough images for a multiple of the thread count: one image per chunk, the
+          // finest split there is.
+          REQUIRE(threads > 1);
+          REQUIRE(bc.count == n);
+        }
+      }
+  // The case that motivated it: a batch of 64 on two threads, 32 images each (not 39 and 25).
+  const auto bc = layers[0].chunks_for(64, 2);
+  CHECK(bc.count == 6);
+  CHECK(bc.begin(3) == 32);
+}
+
 TEST_CASE("conv2d forward and backward equal direct loops for every row-copy width", "[cnn]") {
   // Output widths 1 .. 20 and 28 cover every branch of copy_run / add_run; padding 0 and 2;
-  // batches of 3 images so that chunks hold several images. Reference in double.
-  for (std::size_t w : {3u, 5u, 8u, 11u, 14u, 17u, 20u, 28u})
-    for (std::size_t pad : {0u, 2u}) {
-      const std::size_t ci = 2, co = 3, k = 5, h = 6, n = 3;
-      if (w + 2 * pad < k) continue;
-      INFO("input " << h << "x" << w << ", padding " << pad);
-      conv2d conv(ci, co, k, pad, h, w, true);
-      std::mt19937 rng(static_cast<std::uint32_t>(w * 10 + pad));
-      std::uniform_real_distribution<float> u(-1.f, 1.f);
-      for (auto& v : conv.w) v = u(rng);
-      for (auto& v : conv.b) v = 0.1f * u(rng);
-      const std::size_t oh = conv.out_h(), ow = conv.out_w();
-      std::vector<float> x(ci * n * h * w), y(co * n * oh * ow), dy(y.size()), dx(x.size(), 9.f);
-      for (auto& v : x) v = u(rng);
-      for (auto& v : dy) v = u(rng);
-      conv.forward(x.data(), y.data(), n);
-      std::vector<float> dy_masked = dy;
-      conv.backward(x.data(), y.data(), dy_masked.data(), dx.data(), n);
+  // batches of 3 images so that chunks hold several images; with OpenMP, 1-3 threads (chunks of
+  // 1 MiB, or the batch split evenly). Reference in double.
+#if defined(_OPENMP)
+  const int saved_threads = omp_get_max_threads();
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+#else
+  for (int threads : {1}) {
+#endif
+    for (std::size_t w : {3u, 5u, 8u, 11u, 14u, 17u, 20u, 28u})
+      for (std::size_t pad : {0u, 2u}) {
+        const std::size_t ci = 2, co = 3, k = 5, h = 6, n = 3;
+        if (w + 2 * pad < k) continue;
+        INFO(threads << " threads, input " << h << "x" << w << ", padding " << pad);
+        conv2d conv(ci, co, k, pad, h, w, true);
+        std::mt19937 rng(static_cast<std::uint32_t>(w * 10 + pad));
+        std::uniform_real_distribution<float> u(-1.f, 1.f);
+        for (auto& v : conv.w) v = u(rng);
+        for (auto& v : conv.b) v = 0.1f * u(rng);
+        const std::size_t oh = conv.out_h(), ow = conv.out_w();
+        std::vector<float> x(ci * n * h * w), y(co * n * oh * ow), dy(y.size()), dx(x.size(), 9.f);
+        for (auto& v : x) v = u(rng);
+        for (auto& v : dy) v = u(rng);
+        conv.forward(x.data(), y.data(), n);
+        std::vector<float> dy_masked = dy;
+        conv.backward(x.data(), y.data(), dy_masked.data(), dx.data(), n);
 
-      auto xin = [&](std::size_t c, std::size_t j, std::ptrdiff_t r, std::ptrdiff_t s) -> double {
-        if (r < 0 || s < 0 || r >= static_cast<std::ptrdiff_t>(h) || s >= static_cast<std::ptrdiff_t>(w)) return 0.0;
-        return x[((c * n + j) * h + static_cast<std::size_t>(r)) * w + static_cast<std::size_t>(s)];
-      };
-      std::vector<double> rdx(x.size(), 0.0), rgw(conv.w.size(), 0.0), rgb(co, 0.0);
-      for (std::size_t o = 0; o < co; ++o)
-        for (std::size_t j = 0; j < n; ++j)
-          for (std::size_t a = 0; a < oh; ++a)
-            for (std::size_t b = 0; b < ow; ++b) {
-              double s = conv.b[o];
-              for (std::size_t c = 0; c < ci; ++c)
-                for (std::size_t p = 0; p < k; ++p)
-                  for (std::size_t q = 0; q < k; ++q)
-                    s += conv.w[((o * ci + c) * k + p) * k + q] *
-                         xin(c, j, static_cast<std::ptrdiff_t>(a + p) - static_cast<std::ptrdiff_t>(pad),
-                             static_cast<std::ptrdiff_t>(b + q) - static_cast<std::ptrdiff_t>(pad));
-              const std::size_t yi = ((o * n + j) * oh + a) * ow + b;
-              REQUIRE(y[yi] == Approx(std::max(s, 0.0)).margin(1e-5));
-              const double g = s > 0.0 ? dy[yi] : 0.0;
-              rgb[o] += g;
-              for (std::size_t c = 0; c < ci; ++c)
-                for (std::size_t p = 0; p < k; ++p)
-                  for (std::size_t q = 0; q < k; ++q) {
-                    const auto r = static_cast<std::ptrdiff_t>(a + p) - static_cast<std::ptrdiff_t>(pad);
-                    const auto t = static_cast<std::ptrdiff_t>(b + q) - static_cast<std::ptrdiff_t>(pad);
-                    rgw[((o * ci + c) * k + p) * k + q] += g * xin(c, j, r, t);
-                    if (r >= 0 && t >= 0 && r < static_cast<std::ptrdiff_t>(h) && t < static_cast<std::ptrdiff_t>(w))
-                      rdx[((c * n + j) * h + static_cast<std::size_t>(r)) * w + static_cast<std::size_t>(t)] +=
-                          g * conv.w[((o * ci + c) * k + p) * k + q];
-                  }
-            }
-      for (std::size_t i = 0; i < dx.size(); ++i) REQUIRE(dx[i] == Approx(rdx[i]).margin(1e-4));
-      for (std::size_t i = 0; i < rgw.size(); ++i) REQUIRE(conv.gw[i] == Approx(rgw[i]).margin(1e-4));
-      for (std::size_t o = 0; o < co; ++o) REQUIRE(conv.gb[o] == Approx(rgb[o]).margin(1e-4));
-    }
+        auto xin = [&](std::size_t c, std::size_t j, std::ptrdiff_t r, std::ptrdiff_t s) -> double {
+          if (r < 0 || s < 0 || r >= static_cast<std::ptrdiff_t>(h) || s >= static_cast<std::ptrdiff_t>(w)) return 0.0;
+          return x[((c * n + j) * h + static_cast<std::size_t>(r)) * w + static_cast<std::size_t>(s)];
+        };
+        std::vector<double> rdx(x.size(), 0.0), rgw(conv.w.size(), 0.0), rgb(co, 0.0);
+        for (std::size_t o = 0; o < co; ++o)
+          for (std::size_t j = 0; j < n; ++j)
+            for (std::size_t a = 0; a < oh; ++a)
+              for (std::size_t b = 0; b < ow; ++b) {
+                double s = conv.b[o];
+                for (std::size_t c = 0; c < ci; ++c)
+                  for (std::size_t p = 0; p < k; ++p)
+                    for (std::size_t q = 0; q < k; ++q)
+                      s += conv.w[((o * ci + c) * k + p) * k + q] *
+                           xin(c, j, static_cast<std::ptrdiff_t>(a + p) - static_cast<std::ptrdiff_t>(pad),
+                               static_cast<std::ptrdiff_t>(b + q) - static_cast<std::ptrdiff_t>(pad));
+                const std::size_t yi = ((o * n + j) * oh + a) * ow + b;
+                REQUIRE(y[yi] == Approx(std::max(s, 0.0)).margin(1e-5));
+                const double g = s > 0.0 ? dy[yi] : 0.0;
+                rgb[o] += g;
+                for (std::size_t c = 0; c < ci; ++c)
+                  for (std::size_t p = 0; p < k; ++p)
+                    for (std::size_t q = 0; q < k; ++q) {
+                      const auto r = static_cast<std::ptrdiff_t>(a + p) - static_cast<std::ptrdiff_t>(pad);
+                      const auto t = static_cast<std::ptrdiff_t>(b + q) - static_cast<std::ptrdiff_t>(pad);
+                      rgw[((o * ci + c) * k + p) * k + q] += g * xin(c, j, r, t);
+                      if (r >= 0 && t >= 0 && r < static_cast<std::ptrdiff_t>(h) && t < static_cast<std::ptrdiff_t>(w))
+                        rdx[((c * n + j) * h + static_cast<std::size_t>(r)) * w + static_cast<std::size_t>(t)] +=
+                            g * conv.w[((o * ci + c) * k + p) * k + q];
+                    }
+              }
+        for (std::size_t i = 0; i < dx.size(); ++i) REQUIRE(dx[i] == Approx(rdx[i]).margin(1e-4));
+        for (std::size_t i = 0; i < rgw.size(); ++i) REQUIRE(conv.gw[i] == Approx(rgw[i]).margin(1e-4));
+        for (std::size_t o = 0; o < co; ++o) REQUIRE(conv.gb[o] == Approx(rgb[o]).margin(1e-4));
+      }
+  }
+#if defined(_OPENMP)
+  omp_set_num_threads(saved_threads);
+#endif
 }
