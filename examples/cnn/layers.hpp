@@ -57,28 +57,19 @@ inline int thread_id() {
 
 inline Eigen::Index ix(std::size_t v) { return static_cast<Eigen::Index>(v); }
 
-/// dst[0, len) = src[0, len) for non-overlapping buffers, in fixed-size blocks (a partial last
-/// block is copied as an overlapping full block ending at len, so no element outside the range is
-/// touched). The row copies of im2col are short (7-28 floats) and of one length per layer, so the
-/// branches are predictable; a plain element loop here was left scalar by GCC.
-inline void copy_run(float* dst, const float* src, std::size_t len) {
-  constexpr std::size_t B = 16;
-  if (len >= B) {
-    std::size_t i = 0;
-    for (; i + B <= len; i += B) std::memcpy(dst + i, src + i, B * sizeof(float));
-    if (i < len) std::memcpy(dst + len - B, src + len - B, B * sizeof(float));
-  } else if (len >= B / 2) {
-    std::memcpy(dst, src, B / 2 * sizeof(float));
-    std::memcpy(dst + len - B / 2, src + len - B / 2, B / 2 * sizeof(float));
-  } else if (len >= B / 4) {
-    std::memcpy(dst, src, B / 4 * sizeof(float));
-    std::memcpy(dst + len - B / 4, src + len - B / 4, B / 4 * sizeof(float));
-  } else {
-    for (std::size_t i = 0; i < len; ++i) dst[i] = src[i];
-  }
+namespace detail {
+/// For len >= B: copies [0, len) in blocks of B floats, a partial last block as an overlapping
+/// full block ending at len; returns false (and copies nothing) when len < B.
+template <std::size_t B>
+inline bool copy_blocks(float* dst, const float* src, std::size_t len) {
+  if (len < B) return false;
+  std::size_t i = 0;
+  for (; i + B <= len; i += B) std::memcpy(dst + i, src + i, B * sizeof(float));
+  if (i < len) std::memcpy(dst + len - B, src + len - B, B * sizeof(float));
+  return true;
 }
 
-namespace detail {
+/// dst[0, B) += src[0, B) through local arrays, which GCC turns into vector loads, adds and stores.
 template <std::size_t B>
 inline void add_block(float* dst, const float* src) {
   float a[B], b[B];
@@ -88,6 +79,17 @@ inline void add_block(float* dst, const float* src) {
   std::memcpy(dst, a, sizeof a);
 }
 }  // namespace detail
+
+/// dst[0, len) = src[0, len) for non-overlapping buffers, in blocks of 16, 8 or 4 floats (the
+/// largest that fits), no element outside the range touched. The row copies of im2col are short
+/// (7-28 floats) and of one length per layer, so the branches are predictable; a plain element
+/// loop here was left scalar by GCC.
+inline void copy_run(float* dst, const float* src, std::size_t len) {
+  if (detail::copy_blocks<16>(dst, src, len) || detail::copy_blocks<8>(dst, src, len) ||
+      detail::copy_blocks<4>(dst, src, len))
+    return;
+  for (std::size_t i = 0; i < len; ++i) dst[i] = src[i];
+}
 
 /// dst[0, len) += src[0, len) for non-overlapping buffers, in blocks of 8 and then 4 floats through
 /// local arrays (which GCC turns into vector loads, adds and stores; the plain loop stayed scalar),
@@ -145,6 +147,7 @@ struct conv2d {
   struct batch_chunks {
     std::size_t n = 0, count = 0, fixed = 0;  // fixed > 0: chunks of `fixed` images, the last shorter
     std::size_t begin(std::size_t ci) const { return fixed ? std::min(n, ci * fixed) : ci * n / count; }
+    std::size_t images(std::size_t ci) const { return begin(ci + 1) - begin(ci); }
     std::size_t largest() const { return fixed ? fixed : (n + count - 1) / count; }
   };
 
@@ -225,7 +228,7 @@ struct conv2d {
     const_matrix_map W(w.data(), ix(out_c), ix(patch()));
     SPARSEREG_CNN_OMP(omp parallel for schedule(static))
     for (std::ptrdiff_t ci = 0; ci < chunks; ++ci) {
-      const std::size_t n0 = bc.begin(static_cast<std::size_t>(ci)), m = bc.begin(static_cast<std::size_t>(ci) + 1) - n0;
+      const std::size_t n0 = bc.begin(static_cast<std::size_t>(ci)), m = bc.images(static_cast<std::size_t>(ci));
       float* cols = cols_[static_cast<std::size_t>(thread_id())].data();
       im2col(x, n, n0, m, cols, plane_[static_cast<std::size_t>(thread_id())].data());
       const_matrix_map C(cols, ix(patch()), ix(m * ohw));
@@ -258,7 +261,7 @@ struct conv2d {
     SPARSEREG_CNN_OMP(omp parallel for schedule(static))
     for (std::ptrdiff_t ci = 0; ci < chunks; ++ci) {
       const auto t = static_cast<std::size_t>(thread_id());
-      const std::size_t n0 = bc.begin(static_cast<std::size_t>(ci)), m = bc.begin(static_cast<std::size_t>(ci) + 1) - n0;
+      const std::size_t n0 = bc.begin(static_cast<std::size_t>(ci)), m = bc.images(static_cast<std::size_t>(ci));
       float* gbt = gb_thread_[t].data();
       for (std::size_t o = 0; o < out_c; ++o) {
         float* d = dy + o * n * ohw + n0 * ohw;

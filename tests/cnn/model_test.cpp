@@ -243,7 +243,8 @@ TEST_CASE("conv chunks split a batch into equal shares per thread", "[cnn]") {
         }
         std::vector<std::size_t> per_thread(threads, 0);
         for (std::size_t i = 0; i < bc.count; ++i) {
-          const std::size_t m = bc.begin(i + 1) - bc.begin(i);
+          const std::size_t m = bc.images(i);
+          REQUIRE(bc.begin(i) + m == bc.begin(i + 1));
           REQUIRE(m >= 1);
           REQUIRE(m <= bc.largest());
           // OpenMP's static schedule: contiguous blocks of count / threads chunks.
