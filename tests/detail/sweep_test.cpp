@@ -169,6 +169,21 @@ TEMPLATE_TEST_CASE("abs_lane_sum(_zeros): contiguous runs give the bits of the e
       CHECK(same_bits(v_vec, v_ref));
       CHECK(z_vec == z_ref);
       CHECK(z_ref == 3 + zeros);  // the count is the outputs' zeros, checked independently
+      if (!identity) {
+        // The l1 prox's own form (soft_threshold_lanes_f32 on AVX-512), out of place and in place.
+        for (const bool in_place : {false, true}) {
+          INFO("soft_threshold_lane_sum_zeros, in place " << in_place);
+          std::vector<T> y_soft(in_place ? x : std::vector<T>(n, T(7)));
+          std::size_t z_soft = 3;
+          const T* src = in_place ? y_soft.data() : x.data();
+          const double v_soft = soft_threshold_lane_sum_zeros(src, unit{}, y_soft.data(), unit{}, n, t, z_soft);
+          std::size_t differ_soft = 0;
+          for (std::size_t i = 0; i < n; ++i) differ_soft += !same_bits(y_soft[i], y_ref[i]);
+          CHECK(differ_soft == 0);
+          CHECK(same_bits(v_soft, v_ref));
+          CHECK(z_soft == z_ref);
+        }
+      }
       if (with_inf) {
         CHECK(std::isinf(v_ref));
       } else {
@@ -177,6 +192,52 @@ TEMPLATE_TEST_CASE("abs_lane_sum(_zeros): contiguous runs give the bits of the e
       }
     }
   }
+}
+
+TEMPLATE_TEST_CASE("soft_threshold_lane_sum_zeros: NaN of either sign, infinite thresholds, every lane",
+                   "[sweep]", float, double) {
+  // The AVX-512 form clamps by one comparison and takes |y| from the clamped magnitude instead
+  // of from the output; these are the inputs where that could differ from the generic form:
+  // NaNs (either sign bit), x = +-t, signed zeros, an infinite threshold (|x| - inf is -inf, and
+  // inf - inf a NaN that must be kept), and the big-element probe of the lane layout.
+  using T = TestType;
+  using namespace sparsereg::detail;
+  using unit = std::integral_constant<std::ptrdiff_t, 1>;
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  const T inf = std::numeric_limits<T>::infinity();
+  std::mt19937 rng(17);
+  std::size_t differ = 0, count_differ = 0, value_differ = 0;
+  for (const T t : {T(0.25), T(3), inf}) {
+    for (std::size_t p = 0; p < 32; ++p) {
+      const std::size_t n = 32 * 5 + p;  // every tail length
+      std::vector<T> x(n);
+      for (auto& v : x) v = static_cast<T>(static_cast<int>(rng() % 9) - 4) * T(0.25) * ((rng() % 2) ? T(1) : T(-1));
+      x[32 * 2 + p] = static_cast<T>(std::ldexp(1.0, 53));  // the lane probe
+      const bool finite = p % 4 == 0 || p % 4 == 3;
+      if (p % 4 == 1) {
+        x[p] = nan;
+        x[(p + 7) % n] = -nan;
+        x[(p + 40) % n] = std::copysign(nan, T(-1));
+      } else if (p % 4 == 2) {
+        x[(p + 3) % n] = inf;
+        x[(p + 5) % n] = -inf;
+      }
+      std::vector<T> y_soft(n, T(7)), y_ref(n, T(7));
+      std::size_t z_soft = 0, z_ref = 0;
+      const double v_soft = soft_threshold_lane_sum_zeros(x.data(), unit{}, y_soft.data(), unit{}, n, t, z_soft);
+      const double v_ref = abs_lane_sum_zeros(x.data(), std::ptrdiff_t(1), y_ref.data(), std::ptrdiff_t(1), n,
+                                              [t](auto v) { return soft_threshold_positive(v, t); }, z_ref);
+      for (std::size_t i = 0; i < n; ++i) differ += !same_bits(y_soft[i], y_ref[i]);
+      count_differ += z_soft != z_ref;
+      // A NaN or an infinite output makes both sums NaN or inf; the sign of a NaN sum is not
+      // specified, so NaN sums are compared as NaN, everything else bit for bit.
+      value_differ += std::isnan(v_ref) ? !std::isnan(v_soft) : !same_bits(v_soft, v_ref);
+      CHECK(std::isfinite(v_ref) == finite);
+    }
+  }
+  CHECK(differ == 0);
+  CHECK(count_differ == 0);
+  CHECK(value_differ == 0);
 }
 
 TEMPLATE_TEST_CASE("abs_lane_sum(_zeros): every lane and the tree's pairing match the element-by-element form",

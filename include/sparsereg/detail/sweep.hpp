@@ -342,6 +342,81 @@ inline vec::fv soft_threshold_positive(vec::fv x, float t) noexcept {
 }
 #endif
 
+#if defined(SPARSEREG_VECTOR_LANES) && defined(__AVX512F__) && defined(__AVX512DQ__)
+/// abs_lanes_f32 for y = soft_threshold_positive(x, t), t > 0, in place or not: the same outputs,
+/// lanes and counts, fewer instructions. With AVX-512 every float vector operation goes to one
+/// of two ports, and the generic form (threshold, then |y| and y == 0 from the output) needed 19
+/// of them per 16 elements. Here |y| is the clamped magnitude itself, one comparison of |x| - t
+/// with 0 both clamps and marks the zeros, the sign is one masked xor and the count one masked
+/// subtraction: 14 (in L1/L2 one thread went from 0.25 to 0.18 ns per element, within 10% of a
+/// loop that writes the soft threshold alone). Bits: |x| - t is never -0 (|x| is never -0), so
+/// clamping exactly where it is <= 0 writes the +0 the generic form writes; a NaN compares false
+/// and is kept with the positive sign |x| gave it, which is |y|; y takes x's sign only where
+/// x < 0, as soft_threshold_positive does. Returns the number of elements done (a multiple of
+/// 32) and leaves the lanes in lanes[0..32).
+inline std::size_t soft_threshold_lanes_f32(const float* x, float* y, std::size_t n, float t, double* lanes,
+                                            std::size_t& zeros) {
+  static_assert(sum_lanes == 32 && vec::width == 16, "a block is two 16-float vectors");
+  const __m512 tv = _mm512_set1_ps(t);
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512i magnitude = _mm512_set1_epi32(0x7fffffff);
+  const __m512i sign = _mm512_set1_epi32(~0x7fffffff);
+  const __m512i minus_one = _mm512_set1_epi32(-1);
+  vec::dv a0 = {}, a1 = {}, a2 = {}, a3 = {};
+  std::size_t i = 0;
+  constexpr std::size_t flush = std::size_t(1) << 24;  // blocks per 32-bit count
+  while (i + sum_lanes <= n) {
+    __m512i zc = _mm512_setzero_si512();
+    const auto part = [&](std::size_t at, vec::dv& lo, vec::dv& hi) {
+      const __m512 v = _mm512_loadu_ps(x + at);
+      const __m512 m = _mm512_sub_ps(_mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), magnitude)), tv);
+      const __mmask16 dead = _mm512_cmp_ps_mask(m, zero, _CMP_LE_OQ);  // y is zero here
+      const __m512 a = _mm512_mask_mov_ps(m, dead, zero);                // |y|
+      const __mmask16 negative = _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ);
+      const __m512i a_bits = _mm512_castps_si512(a);
+      _mm512_storeu_si512(y + at, _mm512_mask_xor_epi32(a_bits, negative, a_bits, sign));
+      zc = _mm512_mask_sub_epi32(zc, dead, zc, minus_one);
+      const vec::fv af = (vec::fv)a;
+      lo += vec::widen_low(af);
+      hi += vec::widen_high(af);
+    };
+    for (std::size_t b = 0; b < flush && i + sum_lanes <= n; ++b, i += sum_lanes) {
+      part(i, a0, a1);
+      part(i + vec::width, a2, a3);
+    }
+    const vec::iv counts = (vec::iv)zc;
+    for (std::size_t j = 0; j < vec::width; ++j) zeros += static_cast<std::uint32_t>(counts[j]);
+  }
+  const vec::dv a[4] = {a0, a1, a2, a3};
+  for (std::size_t j = 0; j < sum_lanes; ++j) lanes[j] = a[j / 8][j % 8];
+  return i;
+}
+#endif
+
+/// abs_lane_sum_zeros with op = soft_threshold_positive(., t), t > 0 (the l1 prox): the same
+/// outputs, double and count on every path; contiguous float runs on AVX-512 targets take
+/// soft_threshold_lanes_f32.
+template <class T, class Sx, class Sy>
+inline double soft_threshold_lane_sum_zeros(const T* x, Sx sx, T* y, Sy sy, std::size_t n, T t, std::size_t& zeros) {
+  const auto op = [t](auto v) { return soft_threshold_positive(v, t); };
+#if defined(SPARSEREG_VECTOR_LANES) && defined(__AVX512F__) && defined(__AVX512DQ__)
+  using unit = std::integral_constant<std::ptrdiff_t, 1>;
+  if constexpr (std::is_same_v<T, float> && std::is_same_v<Sx, unit> && std::is_same_v<Sy, unit>) {
+    double lanes[sum_lanes];
+    const std::size_t done = soft_threshold_lanes_f32(x, y, n, t, lanes, zeros);
+    return finish_lanes(lanes, done, n, [&](std::size_t i) {
+      const T v = op(x[i]);
+      y[i] = v;
+      zeros += (v == T(0));
+      return static_cast<double>(std::fabs(v));
+    });
+  } else
+#endif
+  {
+    return abs_lane_sum_zeros(x, sx, y, sy, n, op, zeros);
+  }
+}
+
 /// acc + u*u with one rounding where the target has FMA and two where it has not, the same in
 /// every code path: left to -ffp-contract, the compiler fuses some paths (say the vectorized
 /// one) and not others, and a group's norm would then depend on the layout that chose the path.

@@ -58,13 +58,10 @@ struct l1 {
       detail::sweep_totals s;
       std::size_t zeros = 0;
       // t = 0 is the identity (soft_threshold keeps -0.0 there); t > 0 uses the SIMD-friendly form.
-      const auto run = [&](auto soft) {
-        return detail::with_unit_strides(sx, sy, [&](auto sxu, auto syu) {
-          return detail::abs_lane_sum_zeros(xp, sxu, yp, syu, n, soft, zeros);
-        });
-      };
-      s.value = t == T(0) ? run([](auto v) { return v; })
-                          : run([t](auto v) { return detail::soft_threshold_positive(v, t); });
+      s.value = detail::with_unit_strides(sx, sy, [&](auto sxu, auto syu) {
+        return t == T(0) ? detail::abs_lane_sum_zeros(xp, sxu, yp, syu, n, [](auto v) { return v; }, zeros)
+                         : detail::soft_threshold_lane_sum_zeros(xp, sxu, yp, syu, n, t, zeros);
+      });
       s.zero_elements = zeros;
       return s;
     });
