@@ -63,7 +63,49 @@ void check_strip_against_runs(std::size_t rows) {
   }
 }
 
+template <std::size_t M, bool Abs, bool Zeros, class T>
+void check_runs_against_run(std::size_t n) {
+  using namespace sparsereg::detail;
+  const auto x = random_values<T>(M * n + 3, 29u + static_cast<unsigned>(n));
+  std::vector<T> xz(x);
+  for (std::size_t i = 0; i < xz.size(); i += 5) xz[i] = T(0);  // zeros to count
+  const auto pre = [](T v) { return v; };
+  const T* xs[M];
+  for (std::size_t m = 0; m < M; ++m) xs[m] = xz.data() + 3 + m * n;  // unaligned, back to back
+  lane_sums<T> acc[M];
+  accumulate_runs<M, Abs, Zeros>(xs, n, pre, acc);
+  for (std::size_t m = 0; m < M; ++m) {
+    INFO("M " << M << ", Abs " << Abs << ", Zeros " << Zeros << ", n " << n << ", run " << m);
+    lane_sums<T> ref;
+    accumulate_run(xs[m], 1, n, 0, pre, ref);
+    for (std::size_t j = 0; j < lanes; ++j) {
+      CHECK(same_bits(acc[m].sq[j], ref.sq[j]));
+      CHECK(same_bits(acc[m].ab[j], Abs ? ref.ab[j] : T(0)));
+    }
+    CHECK(acc[m].zeros == (Zeros ? ref.zeros : 0u));
+  }
+}
+
+template <std::size_t M, class T>
+void check_runs_all_flags(std::size_t n) {
+  check_runs_against_run<M, true, true, T>(n);
+  check_runs_against_run<M, false, true, T>(n);
+  check_runs_against_run<M, true, false, T>(n);
+  check_runs_against_run<M, false, false, T>(n);
+}
+
 }  // namespace
+
+TEMPLATE_TEST_CASE("accumulate_runs gives each run the lanes of accumulate_run, with or without |u| and counts",
+                   "[sweep]", float, double) {
+  // The batched norms of whole-run groups (4 or 8 groups interleaved): every flag combination the
+  // sweeps use (value sweeps skip the counts, the group lasso's also |u|), against one run alone.
+  using T = TestType;
+  for (std::size_t n : {0u, 1u, 7u, 8u, 13u, 64u, 1029u}) {
+    check_runs_all_flags<4, T>(n);
+    check_runs_all_flags<8, T>(n);
+  }
+}
 
 TEMPLATE_TEST_CASE("accumulate_columns gives each column the lanes of accumulate_run", "[sweep]", float, double) {
   using T = TestType;

@@ -116,9 +116,12 @@ struct group_penalty_kernels {
       }
       return d;
     };
-    // u = soft_threshold(x, t1), which is x itself when t1 = 0 (group lasso, or step 0).
-    const auto sweep = [&](auto pre, auto with_abs) {
-      return grouped_sweep<decltype(with_abs)::value>(x, y, *groups, pre, decide,
+    // u = soft_threshold(x, t1), which is x itself when t1 = 0 (group lasso, or step 0). Pass 1
+    // (norms, sum |u|, zeros) reads u through `norms_pre`, pass 2 writes through `pre`: for t1 > 0
+    // the first is |u| = max(|x| - t1, 0), which has the same square, absolute value and zeros as
+    // u bit for bit (and is NaN where u is), without the sign u takes from x.
+    const auto sweep = [&](auto norms_pre, auto pre, auto with_abs) {
+      return grouped_sweep<decltype(with_abs)::value>(x, y, *groups, norms_pre, decide,
                            [pre](const T* xp, std::ptrdiff_t sx, T* yp, std::ptrdiff_t sy, std::size_t n, auto factor_of) {
                              with_unit_strides(sx, sy, [&](auto sxu, auto syu) {
                                for (std::size_t i = 0; i < n; ++i) {
@@ -130,9 +133,11 @@ struct group_penalty_kernels {
     };
     // Group lasso (lambda_l1 = 0): the output's value needs no sum |y|.
     const auto identity = [](T v) { return v; };
-    const auto r = lambda_l1 == 0.0 ? sweep(identity, std::false_type{})
-                   : t1 == T(0)     ? sweep(identity, std::true_type{})
-                                    : sweep([t1](T v) { return soft_threshold_positive(v, t1); }, std::true_type{});
+    const auto soft = [t1](T v) { return soft_threshold_positive(v, t1); };
+    const auto magnitude = [t1](T v) { return soft_threshold_magnitude(v, t1); };
+    const auto r = lambda_l1 == 0.0 ? sweep(identity, identity, std::false_type{})
+                   : t1 == T(0)     ? sweep(identity, identity, std::true_type{})
+                                    : sweep(magnitude, soft, std::true_type{});
     return {r.value, r.zero_elements, r.zero_groups, r.groups};
   }
 };
