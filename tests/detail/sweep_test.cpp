@@ -212,7 +212,7 @@ TEMPLATE_TEST_CASE("abs_lane_sum(_zeros): contiguous runs give the bits of the e
       CHECK(z_vec == z_ref);
       CHECK(z_ref == 3 + zeros);  // the count is the outputs' zeros, checked independently
       if (!identity) {
-        // The l1 prox's own form (soft_threshold_lanes_f32 on AVX-512), out of place and in place.
+        // The l1 prox's own form (its AVX-512 lanes), out of place and in place.
         for (const bool in_place : {false, true}) {
           INFO("soft_threshold_lane_sum_zeros, in place " << in_place);
           std::vector<T> y_soft(in_place ? x : std::vector<T>(n, T(7)));

@@ -215,25 +215,23 @@ inline dv widen_high(fv v) noexcept { return (dv)_mm256_cvtps_pd(_mm256_extractf
 #endif
 
 #if defined(SPARSEREG_VECTOR_LANES)
-/// The 32 lanes of lane_sum for sum_i |v_i| with vn(i) giving v_i..v_{i+w-1} as vec::fv (w =
-/// vec::width; and writing them where vn is a prox): blocks of 32 elements while they last, the
-/// lanes held in registers (8 of 4 doubles, or 4 of 8 with AVX-512: lane j is element j of each
-/// block either way). Counts v_i == 0 into `zeros` when CountZeros. Returns the number of
-/// elements done (a multiple of 32); the lanes go to t[0..32), for the caller's tail and tree.
-template <bool CountZeros, class VN>
-inline std::size_t abs_lanes_f32(std::size_t n, VN vn, double* t, std::size_t& zeros) {
+/// The 32 lanes of lane_sum for sum_i |v_i| with mag(i, zc) giving |v_i|..|v_{i+w-1}| as vec::fv
+/// (w = vec::width). A prox's mag also writes v_i.. and counts their zeros by subtracting 1 from
+/// the lanes of zc (a vec::iv) where v is zero; the counts are added into `zeros`. Blocks of 32
+/// elements while they last, the lanes held in registers (8 of 4 doubles, or 4 of 8 with
+/// AVX-512: lane j is element j of each block either way). Returns the number of elements done
+/// (a multiple of 32); the lanes go to t[0..32), for the caller's tail and tree.
+template <class Mag>
+inline std::size_t abs_lanes_f32(std::size_t n, Mag mag, double* t, std::size_t& zeros) {
   static_assert(sum_lanes == 32 && sum_lanes % vec::width == 0, "32 lanes are whole float vectors");
   constexpr std::size_t parts = sum_lanes / vec::width;  // float vectors per block: 4 or 2
   vec::dv a0 = {}, a1 = {}, a2 = {}, a3 = {}, a4 = {}, a5 = {}, a6 = {}, a7 = {};  // a4-a7: 8-wide only
-  const vec::fv zero = {};
   std::size_t i = 0;
   constexpr std::size_t flush = std::size_t(1) << 24;  // blocks per 32-bit count
   while (i + sum_lanes <= n) {
     vec::iv zc = {};
     const auto part = [&](std::size_t at, vec::dv& lo, vec::dv& hi) {
-      const vec::fv v = vn(at);
-      if constexpr (CountZeros) zc -= (v == zero);  // a true lane is -1
-      const vec::fv m = vec::abs(v);
+      const vec::fv m = mag(at, zc);
       lo += vec::widen_low(m);
       hi += vec::widen_high(m);
     };
@@ -246,8 +244,7 @@ inline std::size_t abs_lanes_f32(std::size_t n, VN vn, double* t, std::size_t& z
         part(i + 3 * vec::width, a6, a7);
       }
     }
-    if constexpr (CountZeros)
-      for (std::size_t j = 0; j < vec::width; ++j) zeros += static_cast<std::uint32_t>(zc[j]);
+    for (std::size_t j = 0; j < vec::width; ++j) zeros += static_cast<std::uint32_t>(zc[j]);
   }
   const vec::dv a[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
   constexpr std::size_t half = vec::width / 2;  // doubles per accumulator
@@ -274,12 +271,13 @@ inline double abs_lane_sum_zeros(const T* x, Sx sx, T* y, Sy sy, std::size_t n, 
   using unit = std::integral_constant<std::ptrdiff_t, 1>;
   if constexpr (std::is_same_v<T, float> && std::is_same_v<Sx, unit> && std::is_same_v<Sy, unit>) {
     double t[sum_lanes];
-    const std::size_t done = abs_lanes_f32<true>(
+    const std::size_t done = abs_lanes_f32(
         n,
-        [&](std::size_t at) {
+        [&](std::size_t at, vec::iv& zc) {
           const vec::fv v = op(vec::load(x + at));
           vec::store(y + at, v);
-          return v;
+          zc -= (v == vec::fv{});  // a true lane is -1
+          return vec::abs(v);
         },
         t, zeros);
     return finish_lanes(t, done, n, [&](std::size_t i) {
@@ -303,7 +301,8 @@ inline double abs_lane_sum(const T* x, Sx sx, std::size_t n) {
   if constexpr (std::is_same_v<T, float> && std::is_same_v<Sx, std::integral_constant<std::ptrdiff_t, 1>>) {
     double t[sum_lanes];
     std::size_t unused = 0;
-    const std::size_t done = abs_lanes_f32<false>(n, [&](std::size_t at) { return vec::load(x + at); }, t, unused);
+    const std::size_t done =
+        abs_lanes_f32(n, [&](std::size_t at, vec::iv&) { return vec::abs(vec::load(x + at)); }, t, unused);
     return finish_lanes(t, done, n, g);
   } else
 #endif
@@ -350,68 +349,44 @@ inline vec::fv soft_threshold_positive(vec::fv x, float t) noexcept {
 }
 #endif
 
-#if defined(SPARSEREG_VECTOR_LANES) && defined(__AVX512F__) && defined(__AVX512DQ__)
-/// abs_lanes_f32 for y = soft_threshold_positive(x, t), t > 0, in place or not: the same outputs,
-/// lanes and counts, fewer instructions. With AVX-512 every float vector operation goes to one
-/// of two ports, and the generic form (threshold, then |y| and y == 0 from the output) needed 19
-/// of them per 16 elements. Here |y| is the clamped magnitude itself, one comparison of |x| - t
-/// with 0 both clamps and marks the zeros, the sign is one masked xor and the count one masked
+/// abs_lane_sum_zeros with op = soft_threshold_positive(., t), t > 0 (the l1 prox): the same
+/// outputs, double and count on every path. Contiguous float runs on AVX-512 targets have a form
+/// of their own with fewer instructions. There every float vector operation goes to one of two
+/// ports, and the generic form (threshold, then |y| and y == 0 from the output) needed 19 of them
+/// per 16 elements. Here |y| is the clamped magnitude itself, one comparison of |x| - t with 0
+/// both clamps and marks the zeros, the sign is one masked xor and the count one masked
 /// subtraction: 14 (in L1/L2 one thread went from 0.25 to 0.18 ns per element, within 10% of a
 /// loop that writes the soft threshold alone). Bits: |x| - t is never -0 (|x| is never -0), so
 /// clamping exactly where it is <= 0 writes the +0 the generic form writes; a NaN compares false
 /// and is kept with the positive sign |x| gave it, which is |y|; y takes x's sign only where
-/// x < 0, as soft_threshold_positive does. Returns the number of elements done (a multiple of
-/// 32) and leaves the lanes in lanes[0..32).
-inline std::size_t soft_threshold_lanes_f32(const float* x, float* y, std::size_t n, float t, double* lanes,
-                                            std::size_t& zeros) {
-  static_assert(sum_lanes == 32 && vec::width == 16, "a block is two 16-float vectors");
-  const __m512 tv = _mm512_set1_ps(t);
-  const __m512 zero = _mm512_setzero_ps();
-  const __m512i magnitude = _mm512_set1_epi32(0x7fffffff);
-  const __m512i sign = _mm512_set1_epi32(~0x7fffffff);
-  const __m512i minus_one = _mm512_set1_epi32(-1);
-  vec::dv a0 = {}, a1 = {}, a2 = {}, a3 = {};
-  std::size_t i = 0;
-  constexpr std::size_t flush = std::size_t(1) << 24;  // blocks per 32-bit count
-  while (i + sum_lanes <= n) {
-    __m512i zc = _mm512_setzero_si512();
-    const auto part = [&](std::size_t at, vec::dv& lo, vec::dv& hi) {
-      const __m512 v = _mm512_loadu_ps(x + at);
-      const __m512 m = _mm512_sub_ps(_mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), magnitude)), tv);
-      const __mmask16 dead = _mm512_cmp_ps_mask(m, zero, _CMP_LE_OQ);  // y is zero here
-      const __m512 a = _mm512_mask_mov_ps(m, dead, zero);                // |y|
-      const __mmask16 negative = _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ);
-      const __m512i a_bits = _mm512_castps_si512(a);
-      _mm512_storeu_si512(y + at, _mm512_mask_xor_epi32(a_bits, negative, a_bits, sign));
-      zc = _mm512_mask_sub_epi32(zc, dead, zc, minus_one);
-      const vec::fv af = (vec::fv)a;
-      lo += vec::widen_low(af);
-      hi += vec::widen_high(af);
-    };
-    for (std::size_t b = 0; b < flush && i + sum_lanes <= n; ++b, i += sum_lanes) {
-      part(i, a0, a1);
-      part(i + vec::width, a2, a3);
-    }
-    const vec::iv counts = (vec::iv)zc;
-    for (std::size_t j = 0; j < vec::width; ++j) zeros += static_cast<std::uint32_t>(counts[j]);
-  }
-  const vec::dv a[4] = {a0, a1, a2, a3};
-  for (std::size_t j = 0; j < sum_lanes; ++j) lanes[j] = a[j / 8][j % 8];
-  return i;
-}
-#endif
-
-/// abs_lane_sum_zeros with op = soft_threshold_positive(., t), t > 0 (the l1 prox): the same
-/// outputs, double and count on every path; contiguous float runs on AVX-512 targets take
-/// soft_threshold_lanes_f32.
+/// x < 0, as soft_threshold_positive does.
 template <class T, class Sx, class Sy>
 inline double soft_threshold_lane_sum_zeros(const T* x, Sx sx, T* y, Sy sy, std::size_t n, T t, std::size_t& zeros) {
   const auto op = [t](auto v) { return soft_threshold_positive(v, t); };
 #if defined(SPARSEREG_VECTOR_LANES) && defined(__AVX512F__) && defined(__AVX512DQ__)
   using unit = std::integral_constant<std::ptrdiff_t, 1>;
   if constexpr (std::is_same_v<T, float> && std::is_same_v<Sx, unit> && std::is_same_v<Sy, unit>) {
+    static_assert(vec::width == 16, "AVX-512: 16 floats per vector");
+    const __m512 tv = _mm512_set1_ps(t);
+    const __m512 zero = _mm512_setzero_ps();
+    const __m512i magnitude = _mm512_set1_epi32(0x7fffffff);
+    const __m512i sign = _mm512_set1_epi32(~0x7fffffff);
+    const __m512i minus_one = _mm512_set1_epi32(-1);
     double lanes[sum_lanes];
-    const std::size_t done = soft_threshold_lanes_f32(x, y, n, t, lanes, zeros);
+    const std::size_t done = abs_lanes_f32(
+        n,
+        [&](std::size_t at, vec::iv& zc) {
+          const __m512 v = _mm512_loadu_ps(x + at);
+          const __m512 m = _mm512_sub_ps(_mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), magnitude)), tv);
+          const __mmask16 dead = _mm512_cmp_ps_mask(m, zero, _CMP_LE_OQ);  // y is zero here
+          const __m512 a = _mm512_mask_mov_ps(m, dead, zero);                // |y|
+          const __mmask16 negative = _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ);
+          const __m512i a_bits = _mm512_castps_si512(a);
+          _mm512_storeu_si512(y + at, _mm512_mask_xor_epi32(a_bits, negative, a_bits, sign));
+          zc = (vec::iv)_mm512_mask_sub_epi32((__m512i)zc, dead, (__m512i)zc, minus_one);
+          return (vec::fv)a;
+        },
+        lanes, zeros);
     return finish_lanes(lanes, done, n, [&](std::size_t i) {
       const T v = op(x[i]);
       y[i] = v;
