@@ -310,3 +310,56 @@ TEMPLATE_TEST_CASE("abs_lane_sum(_zeros): every lane and the tree's pairing matc
   }
   CHECK(differ == 0);
 }
+
+TEMPLATE_TEST_CASE("input-channel norms of dense OIHW slabs, eight at a time, equal the run-by-run path's bits",
+                   "[sweep]", float, double) {
+  // A contiguous O x I x k x k weight with input-channel groups takes the slab path, which reads
+  // eight output filters' slabs at a time and the last O mod 8 run by run; the same weight with
+  // one padding element after every kernel (I stride k*k + 1) is walked run by run. Same lanes,
+  // so the same bits: value, prox output, zero counts. Kernels 3x3 and 5x5 (copied as fixed-size
+  // runs) and 2x2 and 1x3 (any length); O from 8 (one octet, nothing left over) to 17; enough
+  // input channels for several stage tiles of groups (28 groups of 3x3 per tile, 10 of 5x5).
+  using T = TestType;
+  struct shape {
+    std::size_t o, i, kh, kw;
+  };
+  for (const shape s : {shape{8, 61, 3, 3}, shape{9, 4, 3, 5}, shape{17, 30, 5, 5}, shape{15, 7, 2, 2},
+                        shape{16, 3, 1, 3}, shape{11, 29, 3, 3}}) {
+    const std::size_t len = s.kh * s.kw, n = s.o * s.i * len, pad_i = len + 1;
+    INFO("shape " << s.o << "x" << s.i << "x" << s.kh << "x" << s.kw);
+    auto w = random_values<T>(n, 41u + static_cast<unsigned>(n));
+    for (std::size_t o = 0; o < s.o; ++o)  // every third input channel small: its group dies
+      for (std::size_t c = 0; c < s.i; c += 3)
+        for (std::size_t k = 0; k < len; ++k) w[(o * s.i + c) * len + k] *= T(0.02);
+    std::vector<T> padded(s.o * s.i * pad_i, T(7));
+    for (std::size_t o = 0; o < s.o; ++o)
+      for (std::size_t c = 0; c < s.i; ++c)
+        for (std::size_t k = 0; k < len; ++k) padded[(o * s.i + c) * pad_i + k] = w[(o * s.i + c) * len + k];
+    const std::vector<std::size_t> dims = {s.o, s.i, s.kh, s.kw};
+    const std::vector<std::ptrdiff_t> pad_strides = {static_cast<std::ptrdiff_t>(s.i * pad_i),
+                                                     static_cast<std::ptrdiff_t>(pad_i),
+                                                     static_cast<std::ptrdiff_t>(s.kw), 1};
+    const sparsereg::view<const T> dense(w.data(), dims);
+    const sparsereg::view<const T> walked(padded.data(), dims, pad_strides);
+    const auto gl = sparsereg::group_lasso(0.8, sparsereg::groups::input_channels());
+    const auto sgl = sparsereg::sparse_group_lasso(0.6, 0.05, sparsereg::groups::input_channels());
+    CHECK(same_bits(sparsereg::value(gl, dense), sparsereg::value(gl, walked)));
+    CHECK(same_bits(sparsereg::value(sgl, dense), sparsereg::value(sgl, walked)));
+    for (int which = 0; which < 2; ++which) {
+      INFO((which == 0 ? "group lasso prox" : "sparse group lasso prox"));
+      std::vector<T> y_dense(n), y_walked(padded.size(), T(7));
+      const sparsereg::view<T> yd(y_dense.data(), dims), yw(y_walked.data(), dims, pad_strides);
+      const auto r1 = which == 0 ? sparsereg::prox(gl, dense, yd, 0.5) : sparsereg::prox(sgl, dense, yd, 0.5);
+      const auto r2 = which == 0 ? sparsereg::prox(gl, walked, yw, 0.5) : sparsereg::prox(sgl, walked, yw, 0.5);
+      std::size_t differ = 0;
+      for (std::size_t oc = 0; oc < s.o * s.i; ++oc)
+        for (std::size_t k = 0; k < len; ++k) differ += !same_bits(y_dense[oc * len + k], y_walked[oc * pad_i + k]);
+      CHECK(differ == 0);
+      CHECK(same_bits(r1.value, r2.value));
+      CHECK(r1.zero_elements == r2.zero_elements);
+      CHECK(r1.zero_groups == r2.zero_groups);
+      CHECK(r1.zero_groups > 0);  // some groups die, some survive
+      CHECK(r1.zero_groups < s.i);
+    }
+  }
+}

@@ -471,14 +471,14 @@ inline void accumulate_run(const T* x, std::ptrdiff_t stride, std::size_t n, std
 /// Accumulates `blocks` whole blocks of 8 contiguous elements, starting at lane 0, into the lanes
 /// sq/ab (updated in place) and returns their zero count. No run-time lane index, so the lanes
 /// stay in registers.
-template <class T, class Pre>
+/// Abs / Zeros = false (as in accumulate_runs): ab_out is not touched and 0 is returned.
+template <bool Abs = true, bool Zeros = true, class T, class Pre>
 inline std::size_t accumulate_blocks(const T* x, std::size_t blocks, Pre pre, T* sq_out, T* ab_out) noexcept {
-  T sq[lanes], ab[lanes];
+  T sq[lanes], ab[lanes] = {};
   std::uint32_t zc[lanes] = {};  // callers pass fewer than 2^32 blocks
-  for (std::size_t j = 0; j < lanes; ++j) {
-    sq[j] = sq_out[j];
-    ab[j] = ab_out[j];
-  }
+  for (std::size_t j = 0; j < lanes; ++j) sq[j] = sq_out[j];
+  if constexpr (Abs)
+    for (std::size_t j = 0; j < lanes; ++j) ab[j] = ab_out[j];
   for (std::size_t b = 0; b < blocks; ++b, x += lanes) {
     T u[lanes];
     SPARSEREG_LANE_LOOP
@@ -486,17 +486,74 @@ inline std::size_t accumulate_blocks(const T* x, std::size_t blocks, Pre pre, T*
     SPARSEREG_LANE_LOOP
     for (std::size_t j = 0; j < lanes; ++j) {
       sq[j] = add_square(sq[j], u[j]);
-      ab[j] += std::fabs(u[j]);
-      zc[j] += (u[j] == T(0));
+      if constexpr (Abs) ab[j] += std::fabs(u[j]);
+      if constexpr (Zeros) zc[j] += (u[j] == T(0));
     }
   }
   std::size_t zeros = 0;
   for (std::size_t j = 0; j < lanes; ++j) {
     sq_out[j] = sq[j];
-    ab_out[j] = ab[j];
+    if constexpr (Abs) ab_out[j] = ab[j];
     zeros += zc[j];
   }
   return zeros;
+}
+
+/// Copies m runs of L contiguous elements, run i from src + i * L to dst + i * dst_stride, each
+/// as one fixed-size copy (L = 0: `len` elements each, through a loop).
+template <std::size_t L, class T>
+inline void copy_short_runs(const T* src, std::size_t len, T* dst, std::size_t dst_stride, std::size_t m) noexcept {
+  if constexpr (L > 0) {
+    for (std::size_t i = 0; i < m; ++i) {
+      T v[L];
+      for (std::size_t k = 0; k < L; ++k) v[k] = src[i * L + k];
+      for (std::size_t k = 0; k < L; ++k) dst[i * dst_stride + k] = v[k];
+    }
+  } else {
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t k = 0; k < len; ++k) dst[i * dst_stride + k] = src[i * len + k];
+  }
+}
+
+/// Pass 1 of the dense slabs (see grouped_sweep) for groups [lo, hi): slab s holds group g's run
+/// of `len` elements at x + slab_at[s] + g * len, and group g's lanes are sq / ab + g * 8
+/// ([group][lane]). Eight consecutive slabs give every group 8 * len elements, which start at
+/// lane 0 (every group has then seen a multiple of 8 * len) and fill exactly `len` blocks of 8
+/// lanes: they are copied into a small stage, group after group, and accumulated as whole blocks.
+/// Element k of slab s goes to lane (s * len + k) mod 8 and each lane adds in element order, as
+/// run by run. The last (slab count mod 8) slabs go run by run.
+template <std::size_t L, bool Abs, bool Zeros, class T, class Pre>
+void accumulate_slab_octets(const T* x, const std::vector<std::ptrdiff_t>& slab_at, std::size_t len, std::size_t lo,
+                            std::size_t hi, Pre pre, T* sq, T* ab, std::size_t* zeros) {
+  const std::size_t slabs = slab_at.size(), full = slabs / lanes * lanes;
+  const std::size_t per = lanes * len;  // elements of one group in an octet of slabs
+  constexpr std::size_t stage_size = 2048;
+  const std::size_t tile = std::max<std::size_t>(1, stage_size / per);
+  T stage[stage_size];
+  for (std::size_t s0 = 0; s0 < full; s0 += lanes)
+    for (std::size_t i0 = lo; i0 < hi; i0 += tile) {
+      const std::size_t m = std::min(tile, hi - i0);
+      for (std::size_t q = 0; q < lanes; ++q)
+        copy_short_runs<L>(x + slab_at[s0 + q] + static_cast<std::ptrdiff_t>(i0 * len), len, stage + q * len, per, m);
+      for (std::size_t i = 0; i < m; ++i)
+        zeros[i0 + i] +=
+            accumulate_blocks<Abs, Zeros>(stage + i * per, len, pre, sq + (i0 + i) * lanes, ab + (i0 + i) * lanes);
+    }
+  if (full == slabs) return;
+  for (std::size_t g = lo; g < hi; ++g) {
+    lane_sums<T> acc;
+    for (std::size_t j = 0; j < lanes; ++j) {
+      acc.sq[j] = sq[g * lanes + j];
+      acc.ab[j] = ab[g * lanes + j];
+    }
+    for (std::size_t s = full; s < slabs; ++s)
+      accumulate_run(x + slab_at[s] + static_cast<std::ptrdiff_t>(g * len), 1, len, s * len, pre, acc);
+    for (std::size_t j = 0; j < lanes; ++j) {
+      sq[g * lanes + j] = acc.sq[j];
+      ab[g * lanes + j] = acc.ab[j];
+    }
+    zeros[g] += acc.zeros;
+  }
 }
 
 /// accumulate_run for M unit-stride runs of n elements each, every run starting at lane 0 (one
@@ -1129,7 +1186,12 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
   const bool slab_rows = !crossing && p.rank >= 2 && split == p.rank - 2 && r.stride_a == 1 &&
                          p.axes[split].stride_a == static_cast<std::ptrdiff_t>(r.extent) &&
                          p.axes[split].group_stride == 1 && r.extent < 4 * lanes;
-  const bool lane_major = crossing || slab_rows;
+  // With at least 8 slabs, and the same groups in every slab, pass 1 takes the slabs eight at a
+  // time (accumulate_slab_octets): contiguous copies and whole lane blocks instead of one strided
+  // load per element; its lanes are stored [group][lane].
+  const std::size_t slab_count = slab_rows ? p.size / (G * r.extent) : 0;
+  const bool slab_octets = slab_rows && G == es && slab_count >= lanes;
+  const bool lane_major = crossing || (slab_rows && !slab_octets);
   const auto at = [lane_major, G](std::size_t lane, std::size_t g) { return lane_major ? lane * G + g : g * lanes + lane; };
   // The lane-major loops skip ab without WithAbs; the other paths keep it (in registers there).
   std::vector<T> sq(lanes * G, T(0)), ab(WithAbs || !lane_major ? lanes * G : 0, T(0));
@@ -1165,7 +1227,26 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
     seen[g] += count;
   };
 
-  if (slab_rows) {
+  if (slab_octets) {
+    std::vector<std::ptrdiff_t> slab_at;  // where group 0's run starts in each slab, in visiting order
+    slab_at.reserve(slab_count);
+    for_each_run(p, split, 0, 1, [&](const run_position& pos) { slab_at.push_back(pos.offset_a); });
+    for_each_thread_share(nb, parallel, [&](std::size_t b0, std::size_t b1) {
+      if (b0 >= b1) return;
+      const std::size_t lo = block_begin(es, nb, b0), hi = block_begin(es, nb, b1);
+      const auto run = [&](auto fixed) {
+        accumulate_slab_octets<decltype(fixed)::value, WithAbs, writes>(x.data(), slab_at, r.extent, lo, hi, pre, sq.data(), ab.data(),
+                                                       zeros.data());
+      };
+      // 3x3 and 5x5 kernels copy their runs as fixed-size blocks.
+      if (r.extent == 9)
+        run(std::integral_constant<std::size_t, 9>{});
+      else if (r.extent == 25)
+        run(std::integral_constant<std::size_t, 25>{});
+      else
+        run(std::integral_constant<std::size_t, 0>{});
+    });
+  } else if (slab_rows) {
     for_each_thread_share(nb, parallel, [&](std::size_t b0, std::size_t b1) {
       if (b0 >= b1) return;
       const std::size_t lo = block_begin(es, nb, b0), hi = block_begin(es, nb, b1);
