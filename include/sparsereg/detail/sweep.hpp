@@ -1235,8 +1235,8 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
       if (b0 >= b1) return;
       const std::size_t lo = block_begin(es, nb, b0), hi = block_begin(es, nb, b1);
       const auto run = [&](auto fixed) {
-        accumulate_slab_octets<decltype(fixed)::value, WithAbs, writes>(x.data(), slab_at, r.extent, lo, hi, pre, sq.data(), ab.data(),
-                                                       zeros.data());
+        accumulate_slab_octets<decltype(fixed)::value, WithAbs, writes>(x.data(), slab_at, r.extent, lo, hi, pre,
+                                                                        sq.data(), ab.data(), zeros.data());
       };
       // 3x3 and 5x5 kernels copy their runs as fixed-size blocks.
       if (r.extent == 9)
