@@ -499,6 +499,24 @@ inline std::size_t accumulate_blocks(const T* x, std::size_t blocks, Pre pre, T*
   return zeros;
 }
 
+/// accumulate_run continuing a group whose 8 lanes are stored contiguously at sq / ab (updated in
+/// place); returns the run's zero count.
+template <class T, class Pre>
+inline std::size_t accumulate_run_into(const T* x, std::ptrdiff_t stride, std::size_t n, std::size_t first, Pre pre,
+                                       T* sq, T* ab) noexcept {
+  lane_sums<T> acc;
+  for (std::size_t j = 0; j < lanes; ++j) {
+    acc.sq[j] = sq[j];
+    acc.ab[j] = ab[j];
+  }
+  accumulate_run(x, stride, n, first, pre, acc);
+  for (std::size_t j = 0; j < lanes; ++j) {
+    sq[j] = acc.sq[j];
+    ab[j] = acc.ab[j];
+  }
+  return acc.zeros;
+}
+
 /// Copies m runs of L contiguous elements, run i from src + i * L to dst + i * dst_stride, each
 /// as one fixed-size copy (L = 0: `len` elements each, through a loop).
 template <std::size_t L, class T>
@@ -540,20 +558,10 @@ void accumulate_slab_octets(const T* x, const std::vector<std::ptrdiff_t>& slab_
             accumulate_blocks<Abs, Zeros>(stage + i * per, len, pre, sq + (i0 + i) * lanes, ab + (i0 + i) * lanes);
     }
   if (full == slabs) return;
-  for (std::size_t g = lo; g < hi; ++g) {
-    lane_sums<T> acc;
-    for (std::size_t j = 0; j < lanes; ++j) {
-      acc.sq[j] = sq[g * lanes + j];
-      acc.ab[j] = ab[g * lanes + j];
-    }
+  for (std::size_t g = lo; g < hi; ++g)
     for (std::size_t s = full; s < slabs; ++s)
-      accumulate_run(x + slab_at[s] + static_cast<std::ptrdiff_t>(g * len), 1, len, s * len, pre, acc);
-    for (std::size_t j = 0; j < lanes; ++j) {
-      sq[g * lanes + j] = acc.sq[j];
-      ab[g * lanes + j] = acc.ab[j];
-    }
-    zeros[g] += acc.zeros;
-  }
+      zeros[g] += accumulate_run_into(x + slab_at[s] + static_cast<std::ptrdiff_t>(g * len), 1, len, s * len, pre,
+                                      sq + g * lanes, ab + g * lanes);
 }
 
 /// accumulate_run for M unit-stride runs of n elements each, every run starting at lane 0 (one
@@ -1211,19 +1219,8 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
   std::vector<std::size_t> staged(staged_runs ? G : 0, 0);
   // Accumulates the `count` staged elements of group g into its lanes.
   const auto flush_stage = [&](std::size_t g, std::size_t count) {
-    lane_sums<T> acc;
-    T* sqg = sq.data() + at(0, g);
-    T* abg = ab.data() + at(0, g);
-    for (std::size_t j = 0; j < lanes; ++j) {
-      acc.sq[j] = sqg[j];
-      acc.ab[j] = abg[j];
-    }
-    accumulate_run(stage.data() + g * stage_len, 1, count, seen[g], pre, acc);
-    for (std::size_t j = 0; j < lanes; ++j) {
-      sqg[j] = acc.sq[j];
-      abg[j] = acc.ab[j];
-    }
-    zeros[g] += acc.zeros;
+    zeros[g] += accumulate_run_into(stage.data() + g * stage_len, 1, count, seen[g], pre, sq.data() + at(0, g),
+                                    ab.data() + at(0, g));
     seen[g] += count;
   };
 
@@ -1324,19 +1321,8 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
       } else if (!crossing) {
         // The run lies inside one group: continue that group's lanes.
         const std::size_t g = pos.group;
-        lane_sums<T> acc;
-        T* sqg = sq.data() + at(0, g);
-        T* abg = ab.data() + at(0, g);
-        for (std::size_t j = 0; j < lanes; ++j) {
-          acc.sq[j] = sqg[j];
-          acc.ab[j] = abg[j];
-        }
-        accumulate_run(xp, r.stride_a, r.extent, seen[g], pre, acc);
-        for (std::size_t j = 0; j < lanes; ++j) {
-          sqg[j] = acc.sq[j];
-          abg[j] = acc.ab[j];
-        }
-        zeros[g] += acc.zeros;
+        zeros[g] +=
+            accumulate_run_into(xp, r.stride_a, r.extent, seen[g], pre, sq.data() + at(0, g), ab.data() + at(0, g));
         seen[g] += r.extent;
       } else {
         // The run crosses groups, one element each, all of them seen equally often so far: one
