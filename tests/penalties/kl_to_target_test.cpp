@@ -41,7 +41,14 @@ std::vector<double> spike_and_slab_sample(std::size_t n, double pi, double s0, d
 }  // namespace
 
 #if defined(SPARSEREG_TEST_VECTOR_WIDTH) && !defined(__AVX2__)
-#error "the *_native build of this test must compile the AVX2 forms of kl_to_target.hpp"
+#error "the *_native and *_avx2 builds of this test must compile the AVX2 forms of kl_to_target.hpp"
+#endif
+#if defined(SPARSEREG_TEST_VECTOR_WIDTH) && SPARSEREG_TEST_VECTOR_WIDTH == 16 && \
+    !(defined(__AVX512F__) && defined(__AVX512DQ__))
+#error "the *_native build of this test must compile the AVX-512 histogram form of kl_to_target.hpp"
+#endif
+#if defined(SPARSEREG_TEST_VECTOR_WIDTH) && SPARSEREG_TEST_VECTOR_WIDTH == 8 && defined(__AVX512F__)
+#error "the 8-wide build of this test must not select the AVX-512 histogram form"
 #endif
 
 static_assert(kl_to_target::has_gradient && !kl_to_target::has_prox && kl_to_target::smooth &&
@@ -598,31 +605,48 @@ TEST_CASE("kl_to_target: contiguous and strided float weights give the same bits
       }
       std::vector<float> st(2 * n, 7.0f);
       for (std::size_t i = 0; i < n; ++i) st[2 * i] = w[i];
-      const kl_to_target p(0.5, target::spike_and_slab(0.5, 0.1, 1.0, scale_mode::absolute), 64,
-                           kl_support::fixed(1.5));
-      std::vector<float> g(n, 0.125f), gs(2 * n, 0.125f);
-      const double v = p.fresh().value_and_add_gradient(view<const float>(w.data(), {n}), view<float>(g.data(), {n}));
-      const double vs = p.fresh().value_and_add_gradient(view<const float>(st.data(), {n}, {2}),
-                                                         view<float>(gs.data(), {n}, {2}));
-      if (with_nonfinite && n > 8) {
-        CHECK(std::isnan(v));
-        CHECK(std::isnan(vs));
-      } else {
-        CHECK(std::isfinite(v));
-        CHECK(vs == v);
-      }
-      std::size_t differ = 0, moved = 0;
-      for (std::size_t i = 0; i < n; ++i) {
-        if (!std::isfinite(w[i])) {
-          CHECK(std::isnan(g[i]));
-          CHECK(std::isnan(gs[2 * i]));
-          continue;
+      // A tracked support is refitted from the largest finite |w| the histogram pass reports, so
+      // both passes must leave non-finite weights out of it.
+      for (const bool tracked : {false, true}) {
+        INFO("tracked support " << tracked);
+        const kl_to_target p(0.5, target::spike_and_slab(0.5, 0.1, 1.0, scale_mode::absolute), 64,
+                             tracked ? kl_support::tracked(1.25) : kl_support::fixed(1.5));
+        // Tracked: first use on finite weights (support 4), refitted or not by the call on w alike.
+        const std::vector<float> wide(n, 3.2f);
+        const kl_to_target pc = p.fresh(), ps = p.fresh();
+        if (tracked) {
+          pc.resolve(view<const float>(wide.data(), {n}));
+          ps.resolve(view<const float>(wide.data(), {n}));
         }
-        moved += g[i] != 0.125f;
-        differ += gs[2 * i] != g[i];
+        std::vector<float> g(n, 0.125f), gs(2 * n, 0.125f);
+        const double v = pc.value_and_add_gradient(view<const float>(w.data(), {n}), view<float>(g.data(), {n}));
+        const double vs =
+            ps.value_and_add_gradient(view<const float>(st.data(), {n}, {2}), view<float>(gs.data(), {n}, {2}));
+        if (tracked) {
+          const double hc = pc.distributions(view<const float>(w.data(), {n})).hi;
+          CHECK(std::isfinite(hc));
+          CHECK(hc == ps.distributions(view<const float>(st.data(), {n}, {2})).hi);
+        }
+        if (with_nonfinite && n > 8) {
+          CHECK(std::isnan(v));
+          CHECK(std::isnan(vs));
+        } else {
+          CHECK(std::isfinite(v));
+          CHECK(vs == v);
+        }
+        std::size_t differ = 0, moved = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+          if (!std::isfinite(w[i])) {
+            CHECK(std::isnan(g[i]));
+            CHECK(std::isnan(gs[2 * i]));
+            continue;
+          }
+          moved += g[i] != 0.125f;
+          differ += gs[2 * i] != g[i];
+        }
+        CHECK(differ == 0);
+        if (n > 8) CHECK(moved > 0);
       }
-      CHECK(differ == 0);
-      if (n > 8) CHECK(moved > 0);
     }
   }
 }
