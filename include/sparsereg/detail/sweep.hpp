@@ -71,24 +71,23 @@
 namespace sparsereg {
 namespace detail {
 
-/// Whether a sweep over n elements may use more than one thread (SPARSEREG_PARALLEL_MIN_ELEMENTS).
-inline constexpr bool worth_parallel(std::size_t n) noexcept {
-  constexpr std::size_t min_elements = SPARSEREG_PARALLEL_MIN_ELEMENTS;
-  if constexpr (min_elements == 0) {
+/// n >= Min, written so that a threshold of 0 (what the tests define) is no unsigned comparison
+/// with 0, which -Wtype-limits rejects.
+template <std::size_t Min>
+inline constexpr bool at_least(std::size_t n) noexcept {
+  if constexpr (Min == 0) {
     return true;
   } else {
-    return n >= min_elements;
+    return n >= Min;
   }
 }
 
+/// Whether a sweep over n elements may use more than one thread (SPARSEREG_PARALLEL_MIN_ELEMENTS).
+inline constexpr bool worth_parallel(std::size_t n) noexcept { return at_least<SPARSEREG_PARALLEL_MIN_ELEMENTS>(n); }
+
 /// Whether a tensor of this many bytes is beyond the caches (SPARSEREG_PREFETCH_MIN_BYTES).
 inline constexpr bool worth_prefetch(std::size_t bytes) noexcept {
-  constexpr std::size_t min_bytes = SPARSEREG_PREFETCH_MIN_BYTES;
-  if constexpr (min_bytes == 0) {
-    return true;
-  } else {
-    return bytes >= min_bytes;
-  }
+  return at_least<SPARSEREG_PREFETCH_MIN_BYTES>(bytes);
 }
 
 inline constexpr std::size_t lanes = 8;
