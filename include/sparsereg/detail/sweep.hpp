@@ -604,7 +604,8 @@ void accumulate_slab_octets(const T* x, const std::vector<std::ptrdiff_t>& slab_
 /// batch most likely follows it: the M*n elements after xs[M-1] + n are prefetched at the rate this
 /// batch is read (one cache line per line read). Reading M groups at once makes M streams that
 /// each start on a new page for every batch (4 KiB groups: every 1024 floats), where the hardware
-/// prefetchers restart; from DRAM the value sweep then ran at 0.6-0.8 of a linear read.
+/// prefetchers restart; from DRAM the value sweep then ran at 0.6-0.8 of a linear read, with the
+/// prefetch at 0.84-0.97 (Zen 4, docs/benchmarks.md).
 template <std::size_t M, bool Abs = true, bool Zeros = true, bool Prefetch = false, class T, class Pre>
 SPARSEREG_NOINLINE void accumulate_runs(const T* const* xs, std::size_t n, Pre pre, lane_sums<T>* acc) noexcept {
   T sq[M][lanes] = {}, ab[M][lanes] = {};

@@ -173,8 +173,10 @@ void kl_bin_run(const T* x, std::ptrdiff_t sx, std::size_t n, T lo, T inv_h, std
           const __m512i k = _mm512_mask_blend_epi32(fin, vtrash, _mm512_maskz_cvttps_epi32(all, kf));
           _mm512_store_si512(offset + j, _mm512_add_epi32(way_offset, _mm512_add_epi32(k, k)));
           nb += 16 - static_cast<std::size_t>(__builtin_popcount(static_cast<unsigned>(fin)));
-          const __m512d f_lo = _mm512_maskz_cvtps_pd(half, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(quarter, _mm512_castps_pd(f), 0)));
-          const __m512d f_hi = _mm512_maskz_cvtps_pd(half, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(quarter, _mm512_castps_pd(f), 1)));
+          const __m512d fd = _mm512_castps_pd(f);
+          const __m256 f0 = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(quarter, fd, 0));  // f_0..f_7
+          const __m256 f8 = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(quarter, fd, 1));  // f_8..f_15
+          const __m512d f_lo = _mm512_maskz_cvtps_pd(half, f0), f_hi = _mm512_maskz_cvtps_pd(half, f8);
           double* pj = pair + 2 * j;
           _mm512_store_pd(pj, _mm512_permutex2var_pd(f_lo, first_four, ones));
           _mm512_store_pd(pj + 8, _mm512_permutex2var_pd(f_lo, last_four, ones));
