@@ -116,6 +116,21 @@ inline constexpr std::size_t kl_ways = 4;  // interleaved sub-histograms per chu
 /// non-finite elements go to (so the hot loop has no branch).
 inline std::size_t kl_sub_size(std::size_t bins) noexcept { return 2 * (bins + 1); }
 
+#if defined(__AVX2__)
+/// Elements per block of the vector binning loops: their offsets and (1, f) pairs go to stack
+/// buffers of this size, then kl_add_pairs adds them in element order.
+inline constexpr std::size_t kl_block = 256;
+
+/// The scalar half of the vector binning loops: pair j (1, f_j) added into the 16 bytes at
+/// h + offset[j], for j in element order (so the same sub-histogram sums as the scalar loop).
+inline void kl_add_pairs(double* h, const int* offset, const double* pair, std::size_t len) noexcept {
+  for (std::size_t j = 0; j < len; ++j) {
+    double* hh = h + offset[j];
+    _mm_storeu_pd(hh, _mm_add_pd(_mm_loadu_pd(hh), _mm_load_pd(pair + 2 * j)));
+  }
+}
+#endif
+
 /// Linear binning of one run. An element at u = k + f adds (1, f) to pair k of sub-histogram
 /// (i mod kl_ways): one 16-byte read-modify-write instead of two scattered ones, and interleaving
 /// breaks the store-to-load chains of repeated bins. mass_b = count_b - fsum_b + fsum_{b-1}
@@ -154,7 +169,6 @@ void kl_bin_run(const T* x, std::ptrdiff_t sx, std::size_t n, T lo, T inv_h, std
       const __m512i first_four = _mm512_setr_epi64(8, 0, 8, 1, 8, 2, 8, 3);
       const __m512i last_four = _mm512_setr_epi64(8, 4, 8, 5, 8, 6, 8, 7);
       __m512 vm = zero;
-      constexpr std::size_t kl_block = 256;
       alignas(64) int offset[kl_block];
       alignas(64) double pair[2 * kl_block];
       while (i + 16 <= n) {
@@ -183,10 +197,7 @@ void kl_bin_run(const T* x, std::ptrdiff_t sx, std::size_t n, T lo, T inv_h, std
           _mm512_store_pd(pj + 16, _mm512_permutex2var_pd(f_hi, first_four, ones));
           _mm512_store_pd(pj + 24, _mm512_permutex2var_pd(f_hi, last_four, ones));
         }
-        for (std::size_t j = 0; j < len; ++j) {
-          double* hh = h + offset[j];
-          _mm_storeu_pd(hh, _mm_add_pd(_mm_loadu_pd(hh), _mm_load_pd(pair + 2 * j)));
-        }
+        kl_add_pairs(h, offset, pair, len);
         i += len;
       }
       alignas(64) float ms[16];
@@ -212,7 +223,6 @@ void kl_bin_run(const T* x, std::ptrdiff_t sx, std::size_t n, T lo, T inv_h, std
       const __m256i way_offset = _mm256_setr_epi32(0, s, 2 * s, 3 * s, 0, s, 2 * s, 3 * s);
       const __m256d ones = _mm256_set1_pd(1.0);
       __m256 vm = zero;
-      constexpr std::size_t kl_block = 256;
       alignas(32) int offset[kl_block];
       alignas(32) double pair[2 * kl_block];
       while (i + 8 <= n) {
@@ -243,10 +253,7 @@ void kl_bin_run(const T* x, std::ptrdiff_t sx, std::size_t n, T lo, T inv_h, std
           _mm256_store_pd(pj + 8, _mm256_permute2f128_pd(c, d, 0x20));
           _mm256_store_pd(pj + 12, _mm256_permute2f128_pd(c, d, 0x31));
         }
-        for (std::size_t j = 0; j < len; ++j) {
-          double* hh = h + offset[j];
-          _mm_storeu_pd(hh, _mm_add_pd(_mm_loadu_pd(hh), _mm_load_pd(pair + 2 * j)));
-        }
+        kl_add_pairs(h, offset, pair, len);
         i += len;
       }
       alignas(32) float ms[8];
