@@ -177,14 +177,18 @@ inline compaction_plan plan_compaction(model& m) {
 namespace detail {
 inline void gather_param(const std::vector<float>& src, const std::vector<std::size_t>& shape,
                          const std::vector<std::vector<std::size_t>>& keep, std::vector<float>& dst) {
+  // Here an empty list keeps the whole axis: every kept list comes from kept_indices(..., true),
+  // which is never empty.
   std::vector<std::size_t> out_shape(shape.size());
+  std::vector<sparsereg::axis_keep> axes(shape.size());
   std::size_t n = 1;
   for (std::size_t a = 0; a < shape.size(); ++a) {
-    out_shape[a] = keep[a].empty() ? shape[a] : keep[a].size();
+    if (!keep[a].empty()) axes[a] = keep[a];
+    out_shape[a] = axes[a].extent(shape[a]);
     n *= out_shape[a];
   }
   dst.assign(n, 0.f);
-  sparsereg::gather_block(sparsereg::view<const float>(src.data(), shape), keep, sparsereg::view<float>(dst.data(), out_shape));
+  sparsereg::gather_block(sparsereg::view<const float>(src.data(), shape), axes, sparsereg::view<float>(dst.data(), out_shape));
 }
 }  // namespace detail
 

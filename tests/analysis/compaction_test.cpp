@@ -53,3 +53,42 @@ TEST_CASE("gather_block drops filters and input channels together", "[analysis]"
   sparsereg::gather_block(view<const float>(src.data(), {3, 2, 2}), {{0, 2}, {1}, {}}, view<float>(dst.data(), {2, 1, 2}));
   CHECK(dst == std::vector<float>{2, 3, 10, 11});
 }
+
+TEST_CASE("gather_block: an empty kept list keeps no index, never the whole axis", "[analysis]") {
+  // A layer whose three units all became removable, kept with keep_at_least_one = false.
+  std::vector<float> src(3 * 2);
+  std::iota(src.begin(), src.end(), 1.f);
+  const auto none = sparsereg::kept_indices({true, true, true}, false);
+  REQUIRE(none.empty());
+  const sparsereg::axis_keep rows = none;
+  CHECK_FALSE(rows.whole());
+  CHECK(rows.extent(3) == 0);
+  // dst sized by the kept list (0 x 2) is accepted and nothing is written or read.
+  std::vector<float> empty_dst;
+  CHECK_NOTHROW(sparsereg::gather_block(view<const float>(src.data(), {3, 2}), {none, {}},
+                                        view<float>(empty_dst.data(), {0, 2})));
+  // dst sized as the whole axis is a mismatch, reported as such (the old reading copied all rows).
+  std::vector<float> full_dst(6, -1.f);
+  try {
+    sparsereg::gather_block(view<const float>(src.data(), {3, 2}), {none, {}}, view<float>(full_dst.data(), {3, 2}));
+    FAIL("a whole-axis dst was accepted for an empty kept list");
+  } catch (const std::invalid_argument& e) {
+    CHECK_THAT(e.what(), Catch::Contains("dst extent(0) must be 0, got 3"));
+  }
+  CHECK(full_dst == std::vector<float>(6, -1.f));
+  // `{}` and axis_keep::all() keep the whole axis.
+  std::vector<float> dst(2 * 2);
+  sparsereg::gather_block(view<const float>(src.data(), {3, 2}), {{0, 2}, sparsereg::axis_keep::all()},
+                          view<float>(dst.data(), {2, 2}));
+  CHECK(dst == std::vector<float>{1, 2, 5, 6});
+}
+
+TEST_CASE("gather_block names both ranks when they differ", "[analysis]") {
+  std::vector<float> src(6), dst(6);
+  try {
+    sparsereg::gather_block(view<const float>(src.data(), {3, 2}), {{}, {}}, view<float>(dst.data(), {6}));
+    FAIL("a rank mismatch was accepted");
+  } catch (const std::invalid_argument& e) {
+    CHECK_THAT(e.what(), Catch::Contains("dst rank 1 differs from src rank 2"));
+  }
+}

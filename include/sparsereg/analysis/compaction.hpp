@@ -6,10 +6,13 @@
 // caller-provided buffer. They never allocate in the copy.
 #pragma once
 
-#include <cstddef>  // std::size_t, std::ptrdiff_t
-#include <string>   // std::to_string
+#include <array>             // std::array
+#include <cstddef>           // std::size_t, std::ptrdiff_t
+#include <initializer_list>  // std::initializer_list
+#include <string>            // std::to_string
 #include <type_traits>
-#include <vector>   // std::vector
+#include <utility>           // std::move
+#include <vector>            // std::vector
 
 #include "../errors.hpp"
 #include "../view.hpp"
@@ -91,23 +94,47 @@ void gather_slices(view<S> src, std::size_t axis, const std::vector<std::size_t>
   }
 }
 
-/// Gathers along several axes at once: keep[a] lists the kept indices of axis a, or is empty to
-/// keep that axis whole. dst has the reduced extents. Used for a conv weight that loses both
-/// filters (axis 0) and input channels (axis 1).
+/// Which indices of one axis gather_block keeps: the whole axis (a default-constructed value,
+/// so `{}` in a braced list, or `axis_keep::all()`), or the listed indices in that order. A list
+/// may be empty: it keeps none (what kept_indices(removable, false) returns for a collapsed
+/// layer), which is never read as "the whole axis".
+class axis_keep {
+ public:
+  axis_keep() = default;
+  // Implicit on purpose: `{0, 2}` and the vector kept_indices returns stand for their lists.
+  axis_keep(std::initializer_list<std::size_t> indices) : whole_(false), indices_(indices) {}
+  axis_keep(std::vector<std::size_t> indices) : whole_(false), indices_(std::move(indices)) {}
+  static axis_keep all() { return axis_keep(); }
+
+  bool whole() const noexcept { return whole_; }
+  const std::vector<std::size_t>& indices() const noexcept { return indices_; }
+  /// The extent of the gathered axis when the source axis has `extent` indices.
+  std::size_t extent(std::size_t source_extent) const noexcept { return whole_ ? source_extent : indices_.size(); }
+
+ private:
+  bool whole_ = true;
+  std::vector<std::size_t> indices_;
+};
+
+/// Gathers along several axes at once: keep[a] says which indices of axis a are kept (axis_keep:
+/// the whole axis, or a list, possibly empty). dst has the reduced extents. Used for a conv weight
+/// that loses both filters (axis 0) and input channels (axis 1).
 template <class S, class D>
-void gather_block(view<S> src, const std::vector<std::vector<std::size_t>>& keep, view<D> dst) {
+void gather_block(view<S> src, const std::vector<axis_keep>& keep, view<D> dst) {
   static_assert(std::is_same_v<std::remove_const_t<S>, D>, "gather_block: dst must be a mutable view of src's type");
   const char* where = "gather_block";
   const std::size_t r = src.rank();
   if (keep.size() != r)
     detail::throw_argument(where, "keep has " + std::to_string(keep.size()) + " entries, src rank is " + std::to_string(r));
-  if (dst.rank() != r) detail::throw_argument(where, "dst rank differs from src rank");
+  if (dst.rank() != r)
+    detail::throw_argument(where, "dst rank " + std::to_string(dst.rank()) + " differs from src rank " +
+                                      std::to_string(r));
   for (std::size_t i = 0; i < r; ++i) {
-    const std::size_t want = keep[i].empty() ? src.extent(i) : keep[i].size();
+    const std::size_t want = keep[i].extent(src.extent(i));
     if (dst.extent(i) != want)
       detail::throw_argument(where, "dst extent(" + std::to_string(i) + ") must be " + std::to_string(want) + ", got " +
                                         std::to_string(dst.extent(i)));
-    for (std::size_t j : keep[i])
+    for (std::size_t j : keep[i].indices())
       if (j >= src.extent(i))
         detail::throw_argument(where, "keep index " + std::to_string(j) + " on axis " + std::to_string(i) +
                                           " is out of range for extent " + std::to_string(src.extent(i)));
@@ -120,7 +147,7 @@ void gather_block(view<S> src, const std::vector<std::vector<std::size_t>>& keep
     std::ptrdiff_t so = 0, d_off = 0;
     for (std::size_t i = 0; i < r; ++i) {
       d_off += static_cast<std::ptrdiff_t>(idx[i]) * dst.stride(i);
-      const std::size_t s_idx = keep[i].empty() ? idx[i] : keep[i][idx[i]];
+      const std::size_t s_idx = keep[i].whole() ? idx[i] : keep[i].indices()[idx[i]];
       so += static_cast<std::ptrdiff_t>(s_idx) * src.stride(i);
     }
     dp[d_off] = sp[so];
