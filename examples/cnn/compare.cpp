@@ -5,6 +5,7 @@
 // The default schedule is sized to finish in about 10-12 minutes on 2 cores for all three runs;
 // --full runs a longer, paper-scale schedule. The quick lambdas come from tuning runs on
 // Fashion-MNIST (docs/results.md; see --help for the values).
+#include "cnn/compare_options.hpp"
 #include "cnn/trainer.hpp"
 
 #include <iostream>
@@ -44,45 +45,20 @@ else as in sparsereg_train:
 
 int main(int argc, char** argv) {
   using namespace sparsereg_cnn;
-  options o;
-  // Quick-schedule defaults (tuned; see the report in the header comment).
-  o.epochs = 0;
-  o.lambda_group = -1;
-  o.lambda_l1 = -1;
-  o.var_weight = -1;
-  bool help = false, full = false;
-  std::string only;
-  double var_lambda_group = -1;
-  constexpr std::size_t finetune_unset = static_cast<std::size_t>(-1);
-  o.finetune_epochs = finetune_unset;
-  o.lr_schedule.clear();  // unset: constant for the quick schedule, cosine for --full
+  compare_options args;
   try {
-    parse_options(argc, argv, o,
-                  {{"--help", {false, [&](const std::string&) { help = true; }}},
-                   {"--full", {false, [&](const std::string&) { full = true; }}},
-                   {"--only", {true, [&](const std::string& v) { only = v; }}},
-                   {"--var-lambda-group",
-                    {true, [&](const std::string& v) { var_lambda_group = detail::parse_double("--var-lambda-group", v); }}}});
-    if (!only.empty() && only != "baseline" && only != "sgl" && only != "sgl+var")
-      throw usage_error("--only must be baseline, sgl or sgl+var, got '" + only + "'");
-    if (!o.save.empty() || !o.resume.empty() || !o.export_path.empty())
-      throw usage_error("--save, --resume and --export are sparsereg_train flags");
+    args = parse_compare_options(argc, argv);
   } catch (const usage_error& e) {
     std::cerr << "sparsereg_compare: " << e.what() << "\n";
     return 2;
   }
-  if (help) {
+  if (args.help) {
     std::cout << usage_head << common_flags_help();
     return 0;
   }
-  if (o.epochs == 0) o.epochs = full ? 30 : 3;
-  if (o.finetune_epochs == finetune_unset) o.finetune_epochs = full ? 2 : 1;
-  if (o.lr_schedule.empty()) o.lr_schedule = full ? "cosine" : "constant";
-  if (full && o.finetune_lr < 0) o.finetune_lr = 0.01;
-  if (o.lambda_group < 0) o.lambda_group = full ? 0.00056 : 0.0015;
-  if (o.lambda_l1 < 0) o.lambda_l1 = 0.000005;
-  if (o.var_weight < 0) o.var_weight = 0.002;
-  if (var_lambda_group < 0) var_lambda_group = full ? 0.00075 : 0.002;
+  const options& o = args.o;
+  const std::string& only = args.only;
+  const double var_lambda_group = args.var_lambda_group;
   try {
     const auto data = load_data(o);
     std::cout << "data: " << o.effective_data_dir() << ", " << o.epochs << " epochs per run, threads "

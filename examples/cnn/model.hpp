@@ -29,6 +29,11 @@ struct architecture {
   std::size_t in_channels = 1, in_h = 28, in_w = 28;
   std::vector<layer_spec> layers;
 
+  // Bounds of the numbers in an architecture string: conv filters and linear neurons; conv kernel,
+  // padding and pooling window.
+  static constexpr std::size_t max_units = 65536;
+  static constexpr std::size_t max_window = 1024;
+
   static std::string expand_preset(const std::string& s) {
     if (s == "default" || s.empty()) return "c32k5-p2-c64k5-p2-f80-f10";
     if (s == "lenet5-caffe" || s == "20-50-800-500") return "c20k5p0-p2-c50k5p0-p2-f500-f10";
@@ -48,13 +53,24 @@ struct architecture {
                                   " (expected tokens c<out>k<k>[p<pad>], p<size>, f<out> joined by '-', e.g. "
                                   "c32k5-p2-c64k5-p2-f80-f10, or a preset: default, lenet5-caffe)");
     };
-    auto number = [&](const std::string& t, std::size_t& pos) -> std::size_t {
-      std::size_t start = pos;
-      while (pos < t.size() && t[pos] >= '0' && t[pos] <= '9') ++pos;
+    // The digits at `pos` as a number in [1, limit] (0 too if allow_zero); `what` names it in errors.
+    // The bound comes before any arithmetic, so no digit string can overflow.
+    auto number = [&](const std::string& t, std::size_t& pos, std::size_t limit, const char* what,
+                      bool allow_zero = false) -> std::size_t {
+      const std::size_t start = pos;
+      std::size_t v = 0;
+      bool too_large = false;
+      while (pos < t.size() && t[pos] >= '0' && t[pos] <= '9') {
+        if (!too_large) v = v * 10 + static_cast<std::size_t>(t[pos] - '0');
+        too_large = too_large || v > limit;
+        ++pos;
+      }
       if (pos == start) fail("token '" + t + "' is missing a number");
-      const auto v = std::stoull(t.substr(start, pos - start));
-      if (v == 0) fail("token '" + t + "' has a zero size");
-      return static_cast<std::size_t>(v);
+      if (too_large)
+        fail("token '" + t + "': " + what + " " + t.substr(start, pos - start) + " is too large (at most " +
+             std::to_string(limit) + ")");
+      if (v == 0 && !allow_zero) fail("token '" + t + "' has a zero size");
+      return v;
     };
     bool seen_fc = false;
     while (std::getline(ss, tok, '-')) {
@@ -64,28 +80,27 @@ struct architecture {
       if (tok[0] == 'c') {
         if (seen_fc) fail("convolution after a linear layer");
         l.type = layer_spec::kind::conv;
-        l.out = number(tok, pos);
+        l.out = number(tok, pos, max_units, "filter count");
         if (pos >= tok.size() || tok[pos] != 'k') fail("token '" + tok + "' needs a kernel size k<k>");
         ++pos;
-        l.kernel = number(tok, pos);
+        l.kernel = number(tok, pos, max_window, "kernel size");
         l.pad = (l.kernel - 1) / 2;
         if (pos < tok.size()) {
           if (tok[pos] != 'p') fail("token '" + tok + "' has trailing characters");
           ++pos;
-          const std::size_t start = pos;
-          while (pos < tok.size() && tok[pos] >= '0' && tok[pos] <= '9') ++pos;
-          if (pos == start || pos != tok.size()) fail("token '" + tok + "' has a bad padding");
-          l.pad = static_cast<std::size_t>(std::stoull(tok.substr(start)));
+          if (pos == tok.size() || tok[pos] < '0' || tok[pos] > '9') fail("token '" + tok + "' has a bad padding");
+          l.pad = number(tok, pos, max_window, "padding", true);
+          if (pos != tok.size()) fail("token '" + tok + "' has a bad padding");
         }
       } else if (tok[0] == 'p') {
         if (seen_fc) fail("pooling after a linear layer");
         l.type = layer_spec::kind::pool;
-        l.kernel = number(tok, pos);
+        l.kernel = number(tok, pos, max_window, "pooling window");
         if (pos != tok.size()) fail("token '" + tok + "' has trailing characters");
       } else if (tok[0] == 'f') {
         seen_fc = true;
         l.type = layer_spec::kind::fc;
-        l.out = number(tok, pos);
+        l.out = number(tok, pos, max_units, "neuron count");
         if (pos != tok.size()) fail("token '" + tok + "' has trailing characters");
       } else {
         fail("unknown token '" + tok + "'");

@@ -87,6 +87,11 @@ struct usage_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Bounds of numeric flags, checked by parse_options and again by check_options (trainer.hpp).
+inline constexpr std::size_t max_batch = std::size_t{1} << 20;
+inline constexpr double max_warmup_epochs = 1e6;  // warmup_epochs x steps per epoch must fit a size_t
+inline constexpr std::uint64_t max_seed = 4294967295u;  // std::mt19937 takes a 32-bit seed
+
 /// What the programs print when std::bad_alloc escapes a run: the memory of a run grows with
 /// --batch (activations, im2col columns), so the message names it.
 inline std::string out_of_memory_message(const options& o) {
@@ -99,7 +104,9 @@ inline double parse_double(const std::string& flag, const std::string& v, bool n
   char* end = nullptr;
   errno = 0;
   const double d = std::strtod(v.c_str(), &end);
-  if (v.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(d))
+  // strtod skips leading blanks; the integer flags do not accept them either.
+  const bool blank = v.find_first_of(" \t\n\v\f\r") != std::string::npos;
+  if (v.empty() || blank || *end != '\0' || errno == ERANGE || !std::isfinite(d))
     throw usage_error(flag + " expects a finite number, got '" + v + "'");
   if (nonneg && d < 0) throw usage_error(flag + " must be >= 0, got '" + v + "'");
   return d;
@@ -144,9 +151,10 @@ Model and optimization:
   --arch SPEC               architecture: tokens c<out>k<k>[p<pad>] (conv, default pad (k-1)/2),
                             p<s> (max-pool s x s), f<out> (linear), joined by '-'; ReLU after every
                             conv and hidden linear layer. Presets: default = c32k5-p2-c64k5-p2-f80-f10,
-                            lenet5-caffe = c20k5p0-p2-c50k5p0-p2-f500-f10 (default: default)
+                            lenet5-caffe = c20k5p0-p2-c50k5p0-p2-f500-f10; out <= 65536, k, pad and
+                            s <= 1024 (default: default)
   --epochs N                training epochs (default: 10)
-  --batch N                 mini-batch size (default: 64)
+  --batch N                 mini-batch size, at most 1048576 (default: 64)
   --optimizer sgd|adam      SGD with momentum, or Adam (default: sgd)
   --lr X                    learning rate (default: 0.01 for sgd, 0.001 for adam)
   --momentum X              SGD momentum (default: 0.9)
@@ -157,7 +165,8 @@ Model and optimization:
                             when each layer takes its step (KL gradient, optimizer, prox): after
                             the whole backward pass, or inside it as soon as the layer's gradient
                             is ready; the results are the same bit for bit (default: whole-model)
-  --seed N                  seed of the std::mt19937 used for init and shuffling (default: 42)
+  --seed N                  seed of the std::mt19937 used for init and shuffling, at most
+                            4294967295 (default: 42)
   --threads N               OpenMP / Eigen threads, 0 = all cores (default: 0)
 Regularization (through sparsereg's regularizer; all off by default):
   --lambda-group X          sparse-group-lasso group weight: conv filters + input channels, linear
@@ -171,7 +180,8 @@ Regularization (through sparsereg's regularizer; all off by default):
                             the spike near zero, in (0, 1) (default: 0.9)
   --var-on groups|weights   the variance regularizer's distribution: norms of the filter / input-
                             neuron groups, or individual weights (default: groups)
-  --warmup-epochs X         lambdas ramp linearly from 0 over this many epochs (default: 1)
+  --warmup-epochs X         lambdas ramp linearly from 0 over this many epochs, at most 1e6
+                            (default: 1)
   --finetune-epochs N       after compaction, train the compacted model N more epochs without
                             regularization, continuing the sliced optimizer state (default: 0)
   --finetune-lr X           fine-tuning's own learning rate: it then starts at X and follows
@@ -204,11 +214,23 @@ inline void parse_options(int argc, char** argv, options& o,
       if (i + 1 >= argc) throw usage_error(flag + " needs a value");
       return argv[++i];
     };
+    // A flag without a value must not be given one: --quiet=no would otherwise mean --quiet.
+    auto no_value = [&]() {
+      if (has_inline) throw usage_error(flag + " takes no value, got '" + value + "'");
+    };
+    // An output or input file; empty would silently mean "none".
+    auto take_path = [&]() -> std::string {
+      std::string p = take();
+      if (p.empty()) throw usage_error(flag + " expects a file name, got ''");
+      return p;
+    };
     if (auto it = extra.find(flag); it != extra.end()) {
-      if (it->second.first)
+      if (it->second.first) {
         it->second.second(take());
-      else
+      } else {
+        no_value();
         it->second.second("");
+      }
       continue;
     }
     if (flag == "--dataset") {
@@ -219,14 +241,18 @@ inline void parse_options(int argc, char** argv, options& o,
     } else if (flag == "--epochs") {
       o.epochs = detail::parse_uint(flag, take());
     } else if (flag == "--batch") {
-      o.batch = detail::parse_uint(flag, take());
-      if (o.batch == 0) throw usage_error("--batch must be >= 1");
+      const std::string v = take();
+      o.batch = detail::parse_uint(flag, v);
+      if (o.batch == 0 || o.batch > max_batch)
+        throw usage_error("--batch must be in [1, " + std::to_string(max_batch) + "], got '" + v + "'");
     } else if (flag == "--lr") {
-      o.lr = detail::parse_double(flag, take());
-      if (o.lr <= 0) throw usage_error("--lr must be > 0");
+      const std::string v = take();
+      o.lr = detail::parse_double(flag, v);
+      if (o.lr <= 0) throw usage_error("--lr must be > 0, got '" + v + "'");
     } else if (flag == "--momentum") {
-      o.momentum = detail::parse_double(flag, take());
-      if (o.momentum >= 1) throw usage_error("--momentum must be in [0, 1)");
+      const std::string v = take();
+      o.momentum = detail::parse_double(flag, v);
+      if (o.momentum >= 1) throw usage_error("--momentum must be in [0, 1), got '" + v + "'");
     } else if (flag == "--optimizer") {
       o.optimizer = take();
       if (o.optimizer != "sgd" && o.optimizer != "adam") throw usage_error("--optimizer must be sgd or adam, got '" + o.optimizer + "'");
@@ -239,8 +265,9 @@ inline void parse_options(int argc, char** argv, options& o,
     } else if (flag == "--var-weight") {
       o.var_weight = detail::parse_double(flag, take());
     } else if (flag == "--target") {
-      o.target = detail::parse_double(flag, take());
-      if (!(o.target > 0 && o.target < 1)) throw usage_error("--target must be in (0, 1)");
+      const std::string v = take();
+      o.target = detail::parse_double(flag, v);
+      if (!(o.target > 0 && o.target < 1)) throw usage_error("--target must be in (0, 1), got '" + v + "'");
     } else if (flag == "--var-on") {
       o.var_on = take();
       if (o.var_on != "groups" && o.var_on != "weights") throw usage_error("--var-on must be groups or weights, got '" + o.var_on + "'");
@@ -253,35 +280,45 @@ inline void parse_options(int argc, char** argv, options& o,
       if (o.update != "per-layer" && o.update != "whole-model")
         throw usage_error("--update must be per-layer or whole-model, got '" + o.update + "'");
     } else if (flag == "--warmup-epochs") {
-      o.warmup_epochs = detail::parse_double(flag, take());
+      const std::string v = take();
+      o.warmup_epochs = detail::parse_double(flag, v);
+      if (o.warmup_epochs > max_warmup_epochs)
+        throw usage_error("--warmup-epochs must be at most 1e6, got '" + v + "'");
     } else if (flag == "--seed") {
-      o.seed = detail::parse_uint(flag, take());
+      const std::string v = take();
+      o.seed = detail::parse_uint(flag, v);
+      if (o.seed > max_seed)
+        throw usage_error("--seed must be at most " + std::to_string(max_seed) +
+                          " (std::mt19937 takes 32 bits), got '" + v + "'");
     } else if (flag == "--threads") {
       const std::size_t t = detail::parse_uint(flag, take());
       if (t > 1024) throw usage_error("--threads must be at most 1024, got " + std::to_string(t));
       o.threads = static_cast<int>(t);
     } else if (flag == "--save") {
-      o.save = take();
+      o.save = take_path();
     } else if (flag == "--resume") {
-      o.resume = take();
+      o.resume = take_path();
     } else if (flag == "--export") {
-      o.export_path = take();
+      o.export_path = take_path();
     } else if (flag == "--metrics") {
-      o.metrics = take();
+      o.metrics = take_path();
     } else if (flag == "--arch") {
       o.arch = take();
     } else if (flag == "--max-train") {
       o.max_train = detail::parse_uint(flag, take());
     } else if (flag == "--finetune-lr") {
-      o.finetune_lr = detail::parse_double(flag, take());
-      if (o.finetune_lr <= 0) throw usage_error("--finetune-lr must be > 0");
+      const std::string v = take();
+      o.finetune_lr = detail::parse_double(flag, v);
+      if (o.finetune_lr <= 0) throw usage_error("--finetune-lr must be > 0, got '" + v + "'");
     } else if (flag == "--finetune-epochs") {
       o.finetune_epochs = detail::parse_uint(flag, take());
     } else if (flag == "--max-test") {
       o.max_test = detail::parse_uint(flag, take());
     } else if (flag == "--quiet") {
+      no_value();
       o.quiet = true;
     } else if (flag == "--no-progress") {
+      no_value();
       o.progress = false;
     } else {
       throw usage_error("unknown flag '" + flag + "' (see --help)");

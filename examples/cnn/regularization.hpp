@@ -52,9 +52,8 @@ inline void configure_regularizer(sparsereg::regularizer<float>& reg, model& m, 
   const bool sgl = o.lambda_group > 0 || o.lambda_l1 > 0;
   const std::size_t layers = m.convs.size() + m.fcs.size();
   if (!o.lambda_group_scale.empty() && o.lambda_group_scale.size() != layers)
-    throw std::invalid_argument("--lambda-group-scale: " + std::to_string(o.lambda_group_scale.size()) +
-                                " factors given, but the model has " + std::to_string(layers) +
-                                " conv and linear layers");
+    throw usage_error("--lambda-group-scale: " + std::to_string(o.lambda_group_scale.size()) +
+                      " factors given, but the model has " + std::to_string(layers) + " conv and linear layers");
   // lambda_group of weighted layer k (convs first, then linears).
   const auto group_lambda = [&](std::size_t k) {
     return o.lambda_group * (o.lambda_group_scale.empty() ? 1.0 : o.lambda_group_scale[k]);

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -94,9 +95,20 @@ class byte_reader {
 inline constexpr char checkpoint_magic[8] = {'S', 'R', 'C', 'K', 'P', 'T', '0', '1'};
 inline constexpr char export_magic[8] = {'S', 'R', 'M', 'O', 'D', 'E', 'L', '1'};
 
-/// Reads `path`, checks magic and crc32; returns the bytes (crc excluded) positioned after magic.
+/// Largest checkpoint or export read_checked accepts: far above any model the trainer builds (the
+/// default model's checkpoint is about 4 MB), and small enough that a wrong path (a device, a huge
+/// unrelated file) fails at once instead of filling the memory.
+inline constexpr std::size_t max_model_file_bytes = std::size_t{1} << 32;
+
+/// Bounds of the input size stored in a checkpoint or export, checked before the model is built:
+/// each side as in IDX files (idx_max_side), and channels x height x width at most one such image.
+inline constexpr std::uint64_t max_input_side = 4096;
+inline constexpr std::uint64_t max_input_elements = max_input_side * max_input_side;
+
+/// Reads `path` (a regular file of at most max_model_file_bytes), checks magic and crc32; returns
+/// the bytes (crc excluded) positioned after magic.
 inline std::vector<std::uint8_t> read_checked(const std::string& path, const char (&magic)[8], const char* what) {
-  std::vector<std::uint8_t> b = sparsereg_examples::read_file(path);
+  std::vector<std::uint8_t> b = sparsereg_examples::read_file(path, max_model_file_bytes);
   if (b.size() < 12 || std::memcmp(b.data(), magic, 8) != 0)
     throw std::runtime_error("'" + path + "' is not a sparsereg " + what + " file (bad magic or too short)");
   std::uint32_t stored;
@@ -129,11 +141,23 @@ inline void write_model_part(byte_writer& w, model& m) {
 inline model read_model_part(byte_reader& r) {
   const std::string arch = r.str();
   const auto c = r.u64(), h = r.u64(), wd = r.u64();
+  if (c == 0 || h == 0 || wd == 0 || c > max_input_side || h > max_input_side || wd > max_input_side ||
+      c * h * wd > max_input_elements)
+    r.fail("implausible input size " + std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(wd) +
+           " (channels x height x width; each at most " + std::to_string(max_input_side) + ", the product at most " +
+           std::to_string(max_input_elements) + ")");
   const auto nk = r.u64();
   if (nk > (1u << 28)) r.fail("implausible flatten size");
   std::vector<std::uint32_t> keep(static_cast<std::size_t>(nk));
   for (auto& k : keep) k = r.u32();
-  model m(architecture::parse(arch, static_cast<std::size_t>(c), static_cast<std::size_t>(h), static_cast<std::size_t>(wd)), keep);
+  model m;
+  try {
+    m = model(architecture::parse(arch, static_cast<std::size_t>(c), static_cast<std::size_t>(h),
+                                  static_cast<std::size_t>(wd)),
+              keep);
+  } catch (const std::invalid_argument& e) {
+    r.fail(std::string("bad architecture: ") + e.what());
+  }
   auto params = m.parameters();
   const auto np = r.u64();
   if (np != params.size()) r.fail("parameter count " + std::to_string(np) + " does not match the architecture");

@@ -53,6 +53,13 @@ int main(int argc, char** argv) {
     return 0;
   }
   try {
+    // Before the data loads: --arch syntax, bounds, file names that clash.
+    if (synthetic_dir.empty()) check_options(o);
+  } catch (const usage_error& e) {
+    std::cerr << "sparsereg_train: " << e.what() << "\n";
+    return 2;
+  }
+  try {
     if (!synthetic_dir.empty()) {
       std::filesystem::create_directories(synthetic_dir);
       write_idx_split(synthetic_dataset(2048, 1), synthetic_dir, "train");

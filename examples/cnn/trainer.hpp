@@ -32,10 +32,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iomanip>
 #include <iostream>
+#include <iterator>
 #include <numeric>
 #include <sstream>
 
@@ -60,12 +62,84 @@ struct data_bundle {
   sparsereg_examples::dataset train, test;
 };
 
+/// The model is built for the training images' size and evaluated on the test images: both must be
+/// the same size. Throws idx_error naming both image files (or splits) and both sizes.
+inline void check_same_image_size(const data_bundle& d) {
+  if (d.test.rows == d.train.rows && d.test.cols == d.train.cols) return;
+  const auto name = [](const sparsereg_examples::dataset& s, const char* split) {
+    return s.images_source.empty() ? std::string(split) + " images" : "'" + s.images_source + "'";
+  };
+  throw sparsereg_examples::idx_error("idx: " + name(d.test, "test") + " has " + std::to_string(d.test.rows) + "x" +
+                                      std::to_string(d.test.cols) + " images but " + name(d.train, "train") + " has " +
+                                      std::to_string(d.train.rows) + "x" + std::to_string(d.train.cols) +
+                                      "; train and test images must have the same size");
+}
+
 inline data_bundle load_data(const options& o) {
   data_bundle d;
   const std::string dir = o.effective_data_dir();
   d.train = sparsereg_examples::load_split(dir, "train");
   d.test = sparsereg_examples::load_split(dir, "t10k");
+  check_same_image_size(d);
   return d;
+}
+
+/// Every label must be a class of the model (an output of its last layer); a damaged or wrong
+/// labels file would otherwise index past the logits. Throws std::runtime_error naming the split,
+/// the labels file, the index and the value of the first bad label.
+inline void check_labels(const sparsereg_examples::dataset& d, const char* split, std::size_t classes) {
+  for (std::size_t i = 0; i < d.labels.size(); ++i)
+    if (d.labels[i] >= classes)
+      throw std::runtime_error(std::string(split) + " labels" +
+                               (d.labels_source.empty() ? std::string() : " '" + d.labels_source + "'") + ": label " +
+                               std::to_string(d.labels[i]) + " at index " + std::to_string(i) +
+                               " is not a class of the model (it has " + std::to_string(classes) +
+                               " outputs, labels 0.." + std::to_string(classes - 1) + ")");
+}
+
+/// Checks of `o` that need no data, so that sparsereg_train and sparsereg_compare report them as
+/// usage errors before loading it (run_training repeats them): the numeric bounds of
+/// parse_options (for options set in code), the --arch syntax, the number of --lambda-group-scale
+/// factors (unless --resume, whose checkpoint has the architecture), and distinct files for
+/// --save, --export, --metrics and --resume (--resume may be --save: a run continues in place).
+inline void check_options(const options& o) {
+  if (o.batch == 0 || o.batch > max_batch)
+    throw usage_error("--batch must be in [1, " + std::to_string(max_batch) + "], got " + std::to_string(o.batch));
+  if (!(o.warmup_epochs >= 0 && o.warmup_epochs <= max_warmup_epochs))
+    throw usage_error("--warmup-epochs must be in [0, 1e6], got " + std::to_string(o.warmup_epochs));
+  if (o.seed > max_seed)
+    throw usage_error("--seed must be at most " + std::to_string(max_seed) + " (std::mt19937 takes 32 bits), got " +
+                      std::to_string(o.seed));
+  architecture a;
+  try {
+    a = architecture::parse(o.arch);
+  } catch (const std::invalid_argument& e) {
+    throw usage_error(e.what());  // names --arch, the value and the token
+  }
+  if (o.resume.empty() && !o.lambda_group_scale.empty()) {
+    std::size_t weighted = 0;  // conv and linear layers
+    for (const auto& l : a.layers) weighted += l.type != layer_spec::kind::pool;
+    if (o.lambda_group_scale.size() != weighted)
+      throw usage_error("--lambda-group-scale: " + std::to_string(o.lambda_group_scale.size()) +
+                        " factors given, but --arch '" + o.arch + "' has " + std::to_string(weighted) +
+                        " conv and linear layers");
+  }
+  namespace fs = std::filesystem;
+  const auto canonical = [](const std::string& p) {
+    std::error_code ec;
+    const fs::path c = fs::weakly_canonical(p, ec);
+    return ec ? fs::absolute(p, ec).lexically_normal() : c;
+  };
+  const std::pair<const char*, const std::string*> files[] = {
+      {"--save", &o.save}, {"--export", &o.export_path}, {"--metrics", &o.metrics}, {"--resume", &o.resume}};
+  for (std::size_t i = 0; i < std::size(files); ++i)
+    for (std::size_t j = i + 1; j < std::size(files); ++j) {
+      if (files[i].second->empty() || files[j].second->empty()) continue;
+      if (std::string(files[i].first) == "--save" && std::string(files[j].first) == "--resume") continue;
+      if (canonical(*files[i].second) == canonical(*files[j].second))
+        throw usage_error(std::string(files[i].first) + " '" + *files[i].second + "' and " + files[j].first + " '" +
+                          *files[j].second + "' name the same file");
+    }
 }
 
 struct eval_result {
@@ -343,6 +417,8 @@ inline epoch_stats train_epoch(model& m, optimizer& opt, sparsereg::regularizer<
 /// checkpoints and I/O errors, usage_error on inconsistent flags.
 inline run_result run_training(const options& o, const data_bundle& data, std::ostream& out, const std::string& name = "") {
   const auto run_start = clock_type::now();
+  check_options(o);
+  check_same_image_size(data);
   // Where the results will go must be writable before the run starts, not after it.
   for (const auto& [flag, path] : {std::pair<const char*, const std::string&>{"--save", o.save},
                                    std::pair<const char*, const std::string&>{"--export", o.export_path}}) {
@@ -358,6 +434,12 @@ inline run_result run_training(const options& o, const data_bundle& data, std::o
   const optimizer_kind okind = parse_optimizer(o.optimizer);
   if (!o.resume.empty()) {
     st = load_checkpoint(o.resume);
+    const auto& in = st.net.arch;
+    if (in.in_channels != 1 || in.in_h != data.train.rows || in.in_w != data.train.cols)
+      throw usage_error("--resume '" + o.resume + "': the checkpoint's model is for " + std::to_string(in.in_channels) +
+                        "x" + std::to_string(in.in_h) + "x" + std::to_string(in.in_w) + " images, the data has 1x" +
+                        std::to_string(data.train.rows) + "x" + std::to_string(data.train.cols) +
+                        " (channels x height x width)");
     if (st.settings != o.trajectory_settings())
       out << "warning: --resume: the checkpoint was written with different settings; the run will not match an "
              "uninterrupted one.\n  checkpoint: "
@@ -368,7 +450,15 @@ inline run_result run_training(const options& o, const data_bundle& data, std::o
       out << "resumed from " << o.resume << " after epoch " << st.epochs_done << " (step " << st.global_step << ")\n";
   } else {
     st.rng.seed(static_cast<std::mt19937::result_type>(o.seed));
-    st.net = model(architecture::parse(o.arch, 1, data.train.rows, data.train.cols));
+    try {
+      st.net = model(architecture::parse(o.arch, 1, data.train.rows, data.train.cols));
+    } catch (const std::invalid_argument& e) {  // e.g. a pooling window larger than its input
+      const std::string why = e.what();
+      throw usage_error(why.rfind("--arch", 0) == 0 ? why
+                                                     : "--arch '" + o.arch + "' does not fit " +
+                                                           std::to_string(data.train.rows) + "x" +
+                                                           std::to_string(data.train.cols) + " images: " + why);
+    }
     st.net.init(st.rng);
     st.opt = optimizer(okind);
     st.opt.momentum = o.momentum;
@@ -376,6 +466,8 @@ inline run_result run_training(const options& o, const data_bundle& data, std::o
   st.settings = o.trajectory_settings();
   model& m = st.net;
   if (m.classes() < 10) throw usage_error("--arch: the last layer must have at least 10 outputs, got " + std::to_string(m.classes()));
+  check_labels(data.train, "train", m.classes());
+  check_labels(data.test, "test", m.classes());
   auto params = m.parameters();
   if (st.opt.state.empty()) st.opt.attach(params);
 
@@ -407,9 +499,16 @@ inline run_result run_training(const options& o, const data_bundle& data, std::o
 
   sparsereg::regularizer<float> reg;
   configure_regularizer(reg, m, o, steps_per_epoch);
-  if (!st.reg_state.empty())
-    reg.load_state(st.reg_state);
-  else
+  if (!st.reg_state.empty()) {
+    try {
+      reg.load_state(st.reg_state);
+    } catch (const std::exception& e) {
+      throw usage_error("--resume '" + o.resume +
+                        "': the checkpoint's regularizer does not match the one the flags configure (--lambda-group, "
+                        "--lambda-l1, --lambda-group-scale, --var-weight, --var-on must be as in the run that wrote "
+                        "it): " + e.what());
+    }
+  } else
     reg.set_step(static_cast<std::size_t>(st.reg_step));
 
   std::ofstream metrics;

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -130,16 +131,29 @@ inline std::uint32_t crc32_of(const void* data, std::size_t n) {
     return static_cast<std::uint32_t>(crc);
 }
 
-// Reads a whole file into memory. Throws file_error naming the path and the errno text.
-inline std::vector<std::uint8_t> read_file(const std::string& path) {
-    detail::fd_guard fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+// Reads a whole regular file of at most `max_bytes` bytes into memory. Throws file_error naming
+// the path and the errno text, or the path and the size: a device (/dev/zero), a pipe or a file
+// larger than max_bytes fails at once instead of being read until the memory is exhausted.
+inline std::vector<std::uint8_t> read_file(const std::string& path,
+                                           std::size_t max_bytes = std::numeric_limits<std::size_t>::max()) {
+    // O_NONBLOCK: opening a FIFO without a writer must not hang before the check below rejects it.
+    detail::fd_guard fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
     if (fd.fd < 0)
         throw file_error("read_file: cannot open '" + path + "': " + detail::errno_text(errno));
-    std::vector<std::uint8_t> out;
     struct stat st {};
-    // The size is a hint only (the file may change, or be a pipe); the loop reads to end of file.
-    if (::fstat(fd.fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
-        out.reserve(static_cast<std::size_t>(st.st_size));
+    if (::fstat(fd.fd, &st) != 0)
+        throw file_error("read_file: cannot stat '" + path + "': " + detail::errno_text(errno));
+    if (S_ISDIR(st.st_mode))
+        throw file_error("read_file: cannot read '" + path + "': " + detail::errno_text(EISDIR));
+    if (!S_ISREG(st.st_mode)) throw file_error("read_file: '" + path + "' is not a regular file");
+    const auto too_large = [&](std::uint64_t size) {
+        return file_error("read_file: '" + path + "' is too large (" + std::to_string(size) + " bytes, at most " +
+                          std::to_string(max_bytes) + ")");
+    };
+    if (static_cast<std::uint64_t>(st.st_size) > max_bytes) throw too_large(static_cast<std::uint64_t>(st.st_size));
+    std::vector<std::uint8_t> out;
+    // The size is a hint only (the file may change); the loop reads to end of file.
+    if (st.st_size > 0) out.reserve(static_cast<std::size_t>(st.st_size));
     // Read through a fixed buffer so reaching end of file never grows `out` past its final size.
     std::vector<std::uint8_t> buf(std::size_t{1} << 20);
     for (;;) {
@@ -150,6 +164,8 @@ inline std::vector<std::uint8_t> read_file(const std::string& path) {
             throw file_error("read_file: cannot read '" + path + "': " + detail::errno_text(err));
         }
         if (got == 0) break;
+        if (static_cast<std::size_t>(got) > max_bytes - out.size())  // the file grew while being read
+            throw too_large(static_cast<std::uint64_t>(out.size()) + static_cast<std::uint64_t>(got));
         out.insert(out.end(), buf.begin(), buf.begin() + got);
     }
     return out;

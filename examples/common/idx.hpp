@@ -32,8 +32,9 @@ namespace sparsereg_examples {
 
 struct dataset {
     std::vector<float> images;         // count*rows*cols, row-major per image, scaled to [0,1]
-    std::vector<std::uint8_t> labels;  // count raw label bytes (not checked against 0..9)
+    std::vector<std::uint8_t> labels;  // count raw label bytes (not checked against 0..9 here)
     std::size_t count = 0, rows = 0, cols = 0;
+    std::string images_source, labels_source;  // the files it was loaded from (for error messages)
 };
 
 struct idx_error : std::runtime_error {
@@ -280,7 +281,10 @@ inline std::vector<std::uint8_t> read_idx_file(const std::string& path, idx_kind
 inline dataset load_idx(const std::string& images_path, const std::string& labels_path) {
     const std::vector<std::uint8_t> lab = detail::read_idx_file(labels_path, idx_kind::labels);
     const std::vector<std::uint8_t> img = detail::read_idx_file(images_path, idx_kind::images);
-    return parse_idx_pair(img.data(), img.size(), lab.data(), lab.size(), images_path, labels_path);
+    dataset d = parse_idx_pair(img.data(), img.size(), lab.data(), lab.size(), images_path, labels_path);
+    d.images_source = images_path;
+    d.labels_source = labels_path;
+    return d;
 }
 
 struct split_files {

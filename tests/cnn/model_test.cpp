@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 using namespace sparsereg_cnn;
@@ -26,6 +28,36 @@ TEST_CASE("architecture strings and presets", "[cnn]") {
   CHECK(model(architecture::parse("f300-f100-f10")).parameter_count() == 784 * 300 + 300 + 300 * 100 + 100 + 1010);
   for (const char* bad : {"x3", "c32", "c32k", "f10-c3k3", "c3k3-p2", "c0k3-f10", "c3k3q-f10", "f10--f10"})
     CHECK_THROWS_AS(model(architecture::parse(bad)), std::invalid_argument);
+}
+
+TEST_CASE("architecture numbers are bounded and errors name the token and value", "[cnn]") {
+  const std::vector<std::pair<std::string, std::string>> bad{
+      {"c99999999999999999999999k5-f10", "filter count 99999999999999999999999"},
+      {"c65537k5-f10", "filter count 65537"},
+      {"c8k1025-f10", "kernel size 1025"},
+      {"c8k5p4000000000-f10", "padding 4000000000"},
+      {"c8k5p1025-f10", "padding 1025"},
+      {"p1025-f10", "pooling window 1025"},
+      {"f18446744073709551617", "neuron count 18446744073709551617"},
+      {"f65537", "neuron count 65537"}};
+  for (const auto& [arch, what] : bad) {
+    INFO(arch);
+    CHECK_THROWS_AS(architecture::parse(arch), std::invalid_argument);
+    const std::string token = arch.substr(0, arch.find('-'));
+    CHECK_THROWS_WITH(architecture::parse(arch), Catch::Contains("--arch '" + arch + "'") &&
+                                                     Catch::Contains("token '" + token + "'") &&
+                                                     Catch::Contains(what + " is too large"));
+  }
+  // The bounds themselves, zero padding and leading zeros still parse.
+  const auto a = architecture::parse("c65536k1024p1024-p1024-f65536", 1, 4096, 4096);
+  CHECK(a.layers[0].out == 65536);
+  CHECK(a.layers[0].kernel == 1024);
+  CHECK(a.layers[0].pad == 1024);
+  CHECK(a.layers[1].kernel == 1024);
+  CHECK(a.layers[2].out == 65536);
+  CHECK(architecture::parse("c08k5p0-f010").str() == "c8k5p0-f10");
+  CHECK_THROWS_WITH(architecture::parse("c8k5p-f10"), Catch::Contains("bad padding"));
+  CHECK_THROWS_WITH(architecture::parse("c8k5p2x-f10"), Catch::Contains("bad padding"));
 }
 
 namespace {

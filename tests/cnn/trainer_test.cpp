@@ -2,15 +2,21 @@
 // corrupt-checkpoint rejection, export round trip, and a huge lambda that collapses layers.
 #include <catch2/catch.hpp>
 
+#include "cnn/compare_options.hpp"
 #include "cnn/synthetic.hpp"
 #include "cnn/trainer.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <sstream>
+#include <string>
+#include <vector>
 
 using namespace sparsereg_cnn;
 
@@ -321,9 +327,9 @@ TEST_CASE("--lambda-group-scale sets lambda_group layer by layer", "[cnn][traine
   CHECK(zeros_of(fc_only.trained.convs[0].w) == 0);  // no group penalty on the convs
   CHECK(zeros_of(fc_only.trained.convs[1].w) == 0);
   CHECK(zeros_of(fc_only.trained.fcs[0].w) > 0);
-  // One factor per conv and linear layer, else an error before training starts.
+  // One factor per conv and linear layer, else a usage error before training starts.
   o.lambda_group_scale = {1, 1, 1};
-  CHECK_THROWS_AS(run_training(o, tiny_data(), out), std::invalid_argument);
+  CHECK_THROWS_AS(run_training(o, tiny_data(), out), usage_error);
   CHECK_THROWS_WITH(run_training(o, tiny_data(), out),
                     Catch::Contains("--lambda-group-scale") && Catch::Contains("3 factors") &&
                         Catch::Contains("4 conv and linear layers"));
@@ -338,4 +344,246 @@ TEST_CASE("--lambda-group-scale sets lambda_group layer by layer", "[cnn][traine
     CHECK_THROWS_WITH(parse_options(3, const_cast<char**>(bad), p),
                       Catch::Contains("--lambda-group-scale") && Catch::Contains(std::string("'") + v + "'"));
   }
+}
+
+namespace {
+
+// parse_options on {"prog", args...}.
+void parse(options& o, std::vector<std::string> args) {
+  args.insert(args.begin(), "prog");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  parse_options(static_cast<int>(argv.size()), argv.data(), o);
+}
+
+void write_bytes(const std::string& p, const std::vector<std::uint8_t>& b) {
+  std::ofstream f(p, std::ios::binary | std::ios::trunc);
+  f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+}
+
+}  // namespace
+
+TEST_CASE("labels that are no class of the model are rejected with the split, index and value", "[cnn][trainer]") {
+  for (const bool in_test : {false, true}) {
+    INFO((in_test ? "test" : "train") << " labels");
+    auto train = synthetic_dataset(64, 1), test = synthetic_dataset(32, 2);
+    (in_test ? test : train).labels[7] = 200;
+    const std::string dir = temp_path(in_test ? "bad_test_labels" : "bad_train_labels");
+    std::filesystem::create_directories(dir);
+    write_idx_split(train, dir, "train");
+    write_idx_split(test, dir, "t10k");
+    auto o = tiny_options();
+    o.epochs = 1;
+    o.data_dir = dir;
+    const data_bundle d = load_data(o);
+    std::ostringstream out;
+    const std::string file = dir + (in_test ? "/t10k" : "/train") + "-labels-idx1-ubyte";
+    CHECK_THROWS_AS(run_training(o, d, out), std::runtime_error);
+    CHECK_THROWS_WITH(run_training(o, d, out), Catch::StartsWith(std::string(in_test ? "test" : "train") + " labels '" +
+                                                                 file + "'") &&
+                                                   Catch::Contains("label 200 at index 7") &&
+                                                   Catch::Contains("10 outputs"));
+    // With 12 classes a label 11 is fine, 12 is not.
+    data_bundle m = tiny_data();
+    auto& split = in_test ? m.test : m.train;
+    o.arch = "c4k5-p2-f12";
+    split.labels[7] = 11;
+    CHECK_NOTHROW(run_training(o, m, out));
+    split.labels[7] = 12;
+    CHECK_THROWS_WITH(run_training(o, m, out), Catch::StartsWith(in_test ? "test labels: label 12 at index 7"
+                                                                         : "train labels: label 12 at index 7"));
+  }
+}
+
+TEST_CASE("train and test images of different sizes are rejected, naming both files and sizes", "[cnn][trainer]") {
+  const std::string dir = temp_path("mixed_sizes");
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  write_idx_split(synthetic_dataset(64, 1, 28), dir, "train");
+  write_idx_split(synthetic_dataset(32, 2, 14), dir, "t10k");
+  options o = tiny_options();
+  o.data_dir = dir;
+  CHECK_THROWS_AS(load_data(o), sparsereg_examples::idx_error);
+  CHECK_THROWS_WITH(load_data(o), Catch::Contains(dir + "/t10k-images-idx3-ubyte' has 14x14") &&
+                                      Catch::Contains(dir + "/train-images-idx3-ubyte' has 28x28"));
+  // Data built in memory is checked by run_training.
+  const data_bundle mixed{synthetic_dataset(64, 1, 28), synthetic_dataset(32, 2, 14)};
+  std::ostringstream out;
+  CHECK_THROWS_WITH(run_training(o, mixed, out),
+                    Catch::Contains("test images has 14x14") && Catch::Contains("train images has 28x28"));
+}
+
+TEST_CASE("--resume rejects a checkpoint for another image size or with implausible sizes", "[cnn][trainer]") {
+  auto o = tiny_options();
+  o.epochs = 1;
+  o.save = temp_path("size28.ckpt");
+  std::ostringstream out;
+  run_training(o, tiny_data(), out);
+  const data_bundle small{synthetic_dataset(64, 1, 14), synthetic_dataset(32, 2, 14)};
+  o.resume = o.save;
+  o.save.clear();
+  o.epochs = 2;
+  CHECK_THROWS_AS(run_training(o, small, out), usage_error);
+  CHECK_THROWS_WITH(run_training(o, small, out), Catch::Contains("--resume '" + o.resume + "'") &&
+                                                     Catch::Contains("1x28x28") && Catch::Contains("1x14x14"));
+  // A crafted checkpoint (valid crc32) with 2^33 input channels: rejected before any allocation.
+  auto bytes = slurp(o.resume);
+  std::uint64_t arch_len;
+  std::memcpy(&arch_len, bytes.data() + 8, 8);
+  const std::uint64_t channels = std::uint64_t{1} << 33;
+  std::memcpy(bytes.data() + 16 + arch_len, &channels, 8);
+  const std::uint32_t crc = sparsereg_examples::crc32_of(bytes.data(), bytes.size() - 4);
+  std::memcpy(bytes.data() + bytes.size() - 4, &crc, 4);
+  const std::string crafted = temp_path("crafted_channels.ckpt");
+  write_bytes(crafted, bytes);
+  CHECK_THROWS_WITH(load_checkpoint(crafted),
+                    Catch::Contains(crafted) && Catch::Contains("implausible input size 8589934592x28x28"));
+}
+
+TEST_CASE("a checkpoint whose regularizer the flags do not configure is a usage error naming it", "[cnn][trainer]") {
+  auto o = tiny_options();
+  o.epochs = 1;
+  o.var_weight = 0.01;
+  o.save = temp_path("with_var.ckpt");
+  std::ostringstream out;
+  run_training(o, tiny_data(), out);
+  o.resume = o.save;
+  o.save.clear();
+  o.epochs = 2;
+  o.var_weight = 0;
+  CHECK_THROWS_AS(run_training(o, tiny_data(), out), usage_error);
+  CHECK_THROWS_WITH(run_training(o, tiny_data(), out),
+                    Catch::Contains("--resume '" + o.resume + "'") && Catch::Contains("--var-weight") &&
+                        Catch::Contains("penalties"));
+}
+
+TEST_CASE("--arch errors are usage errors naming --arch and the value", "[cnn][trainer]") {
+  auto o = tiny_options();
+  std::ostringstream out;
+  for (const char* bad : {"p99-f10", "c4k5-x-f10", "c4k5-p2-c99999999999999999999999k5-f10", "c4k5p4000000000-f10"}) {
+    INFO(bad);
+    o.arch = bad;
+    CHECK_THROWS_AS(run_training(o, tiny_data(), out), usage_error);
+    CHECK_THROWS_WITH(run_training(o, tiny_data(), out), Catch::Contains(std::string("--arch '") + bad + "'"));
+  }
+}
+
+TEST_CASE("flags without a value reject an inline one; empty file names are rejected", "[cnn][trainer]") {
+  options o;
+  for (const char* flag : {"--quiet=no", "--no-progress=1", "--quiet="}) {
+    INFO(flag);
+    CHECK_THROWS_AS(parse(o, {flag}), usage_error);
+    const std::string f(flag), name = f.substr(0, f.find('=')), value = f.substr(f.find('=') + 1);
+    CHECK_THROWS_WITH(parse(o, {flag}),
+                      Catch::Contains(name + " takes no value") && Catch::Contains("'" + value + "'"));
+  }
+  CHECK_FALSE(o.quiet);
+  for (const char* flag : {"--save", "--export", "--metrics", "--resume"}) {
+    INFO(flag);
+    CHECK_THROWS_WITH(parse(o, {std::string(flag) + "="}), Catch::Contains(flag) && Catch::Contains("''"));
+    CHECK_THROWS_WITH(parse(o, {flag, ""}), Catch::Contains(flag) && Catch::Contains("''"));
+  }
+  // The handlers of a binary's own flags get the same check.
+  bool help = false;
+  const std::map<std::string, std::pair<bool, std::function<void(const std::string&)>>> extra{
+      {"--help", {false, [&](const std::string&) { help = true; }}}};
+  char prog[] = "prog", help_no[] = "--help=no";
+  char* argv[] = {prog, help_no};
+  CHECK_THROWS_WITH(parse_options(2, argv, o, extra), Catch::Contains("--help takes no value, got 'no'"));
+  CHECK_FALSE(help);
+}
+
+TEST_CASE("numeric flags name the value when it is out of range", "[cnn][trainer]") {
+  options o;
+  const std::vector<std::pair<std::string, std::string>> bad{
+      {"--lr", "0"},           {"--momentum", "1"},       {"--finetune-lr", "0"},
+      {"--target", "1"},       {"--batch", "0"},          {"--batch", "1152921504606846976"},
+      {"--batch", "1048577"},  {"--lr", " 0.1"},          {"--lambda-group", "\t1"},
+      {"--seed", "4294967296"}, {"--seed", "4294967338"}, {"--warmup-epochs", "1e300"},
+      {"--warmup-epochs", "1000001"}};
+  for (const auto& [flag, v] : bad) {
+    INFO(flag << " '" << v << "'");
+    CHECK_THROWS_AS(parse(o, {flag, v}), usage_error);
+    CHECK_THROWS_WITH(parse(o, {flag, v}), Catch::Contains(flag) && Catch::Contains("'" + v + "'"));
+  }
+  parse(o, {"--seed", "4294967295", "--batch", "1048576", "--warmup-epochs", "1e6", "--lr", "0.1"});
+  CHECK(o.seed == 4294967295u);
+  CHECK(o.batch == 1048576);
+  CHECK(o.warmup_epochs == 1e6);
+  CHECK(o.lr == 0.1);
+}
+
+TEST_CASE("--save, --export, --metrics and --resume must name different files", "[cnn][trainer]") {
+  const std::string a = temp_path("same.bin"), a2 = temp_path("sub/../same.bin");
+  std::filesystem::create_directories(temp_path("sub"));
+  const std::vector<std::pair<std::string, std::string>> clashes{
+      {"--save", "--export"}, {"--save", "--metrics"}, {"--export", "--metrics"}, {"--export", "--resume"},
+      {"--metrics", "--resume"}};
+  for (const auto& [f1, f2] : clashes) {
+    INFO(f1 << " " << f2);
+    auto o = tiny_options();
+    o.epochs = 1;
+    const auto set = [&](const std::string& flag, const std::string& p) {
+      (flag == "--save" ? o.save : flag == "--export" ? o.export_path : flag == "--metrics" ? o.metrics : o.resume) = p;
+    };
+    set(f1, a);
+    set(f2, a2);
+    std::ostringstream out;
+    CHECK_THROWS_AS(run_training(o, tiny_data(), out), usage_error);
+    CHECK_THROWS_WITH(run_training(o, tiny_data(), out),
+                      Catch::Contains(f1 + " '" + a + "'") && Catch::Contains(f2 + " '" + a2 + "'"));
+  }
+}
+
+TEST_CASE("a checkpoint path that is no regular file fails at once", "[cnn][trainer]") {
+  CHECK_THROWS_WITH(load_checkpoint("/dev/zero"), Catch::Contains("'/dev/zero' is not a regular file"));
+  CHECK_THROWS_WITH(load_exported_model("/dev/zero"), Catch::Contains("'/dev/zero' is not a regular file"));
+}
+
+// --- checks that use the API added with them (check_options, parse_compare_options) ---
+
+TEST_CASE("check_options finds bad --arch, --lambda-group-scale and clashing files before any data", "[cnn][trainer]") {
+  options o;
+  CHECK_NOTHROW(check_options(o));
+  o.arch = "c4k5-p2-f10x";
+  CHECK_THROWS_AS(check_options(o), usage_error);
+  CHECK_THROWS_WITH(check_options(o), Catch::Contains("--arch 'c4k5-p2-f10x'") && Catch::Contains("'f10x'"));
+  o.arch = "default";
+  o.lambda_group_scale = {1, 2};
+  CHECK_THROWS_WITH(check_options(o), Catch::Contains("--lambda-group-scale: 2 factors") &&
+                                          Catch::Contains("--arch 'default' has 4 conv and linear layers"));
+  o.resume = temp_path("whatever.ckpt");  // the checkpoint's architecture counts; checked after loading it
+  CHECK_NOTHROW(check_options(o));
+  o.save = o.resume;  // continuing a run in place is fine
+  CHECK_NOTHROW(check_options(o));
+  o.save.clear();
+  o.metrics = o.resume;
+  CHECK_THROWS_WITH(check_options(o), Catch::Contains("--metrics '" + o.metrics + "' and --resume"));
+  options p;
+  p.seed = std::uint64_t{1} << 32;
+  CHECK_THROWS_WITH(check_options(p), Catch::Contains("--seed") && Catch::Contains("4294967296"));
+  p.seed = 42;
+  p.warmup_epochs = 1e300;
+  CHECK_THROWS_WITH(check_options(p), Catch::Contains("--warmup-epochs"));
+}
+
+TEST_CASE("sparsereg_compare keeps an explicit --epochs 0 and fills in the other defaults", "[cnn][trainer]") {
+  const auto parse_compare = [](std::vector<std::string> args) {
+    args.insert(args.begin(), "sparsereg_compare");
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    return parse_compare_options(static_cast<int>(argv.size()), argv.data());
+  };
+  CHECK(parse_compare({}).o.epochs == 3);
+  CHECK(parse_compare({"--full"}).o.epochs == 30);
+  CHECK(parse_compare({"--epochs", "0"}).o.epochs == 0);
+  CHECK(parse_compare({"--full", "--epochs=0"}).o.epochs == 0);
+  CHECK(parse_compare({"--epochs", "5"}).o.epochs == 5);
+  const auto full = parse_compare({"--full", "--finetune-epochs", "0"});
+  CHECK(full.o.finetune_epochs == 0);
+  CHECK(full.o.lambda_group == 0.00056);
+  CHECK(full.var_lambda_group == 0.00075);
+  CHECK_THROWS_WITH(parse_compare({"--epochs", "x"}), Catch::Contains("--epochs") && Catch::Contains("'x'"));
+  CHECK_THROWS_WITH(parse_compare({"--full=no"}), Catch::Contains("--full takes no value, got 'no'"));
+  CHECK_THROWS_AS(parse_compare({"--arch", "p2"}), usage_error);
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "support/temp_dir.hpp"
@@ -179,6 +180,22 @@ TEST_CASE("atomic_file: read_file errors name the path", "[atomic_file][errors]"
     REQUIRE_THROWS_AS(se::read_file(missing), se::file_error);
     REQUIRE_THROWS_WITH(se::read_file(missing), Contains(missing) && Contains("No such file or directory"));
     REQUIRE_THROWS_WITH(se::read_file(dir.path.string()), Contains(dir.path.string()) && Contains("Is a directory"));
+}
+
+TEST_CASE("atomic_file: read_file takes regular files up to a size limit only", "[atomic_file][errors]") {
+    temp_dir dir;
+    const std::string path = dir / "hundred.bin";
+    const bytes data = pattern(100, 5);
+    se::write_file_atomically(path, data.data(), data.size());
+    REQUIRE(se::read_file(path, 100) == data);
+    REQUIRE_THROWS_AS(se::read_file(path, 99), se::file_error);
+    REQUIRE_THROWS_WITH(se::read_file(path, 99),
+                        Contains(path) && Contains("too large") && Contains("100 bytes") && Contains("at most 99"));
+    // A device or a pipe fails at once instead of being read (/dev/zero: without end).
+    REQUIRE_THROWS_WITH(se::read_file("/dev/zero"), Contains("'/dev/zero' is not a regular file"));
+    const std::string fifo = dir / "fifo";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    REQUIRE_THROWS_WITH(se::read_file(fifo), Contains(fifo) && Contains("not a regular file"));
 }
 
 TEST_CASE("atomic_file: crc32_of matches the standard check value", "[atomic_file][crc]") {
