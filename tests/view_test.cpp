@@ -6,6 +6,8 @@
 #include <support/reference.hpp>
 
 #include <array>
+#include <cstddef>
+#include <limits>
 #include <stdexcept>
 #include <type_traits>
 #include <vector>
@@ -116,4 +118,59 @@ TEST_CASE("bad views are rejected with a clear message", "[view][errors]") {
   REQUIRE_THROWS_WITH(view<float>(nullptr, {2, 3}), Contains("data is null") && Contains("6 elements"));
   REQUIRE_THROWS_AS(view<float>(buf.data(), std::vector<std::size_t>(9, 1), std::vector<std::ptrdiff_t>(9, 1)),
                     std::invalid_argument);
+}
+
+TEST_CASE("negative extents from a signed shape are rejected with their position and value", "[view][errors]") {
+  std::vector<float> buf(16);
+  REQUIRE_THROWS_MATCHES(view<float>(buf.data(), std::vector<int>{-1, 4}), std::invalid_argument,
+                         Catch::Matchers::Message("sparsereg::view: shape[0] must be >= 0, got -1"));
+  REQUIRE_THROWS_MATCHES(view<float>(buf.data(), std::vector<long>{2, -3}, std::vector<std::ptrdiff_t>{3, 1}),
+                         std::invalid_argument,
+                         Catch::Matchers::Message("sparsereg::view: shape[1] must be >= 0, got -3"));
+  // The same signed types with valid extents are fine.
+  const view<float> ok(buf.data(), std::vector<int>{4, 4});
+  CHECK(ok.size() == 16);
+  CHECK(ok.stride(0) == 4);
+}
+
+TEST_CASE("shapes whose element count overflows are rejected, not wrapped", "[view][errors]") {
+  std::vector<float> buf(4);
+  constexpr std::size_t two32 = std::size_t(1) << 32;
+  constexpr std::size_t two62 = std::size_t(1) << 62;
+  // Null data with 2^64 elements: the count must not wrap to 0 and pass the null-data check.
+  REQUIRE_THROWS_MATCHES(view<float>(nullptr, {two32, two32}), std::invalid_argument,
+                         Catch::Matchers::Message("sparsereg::view: shape[1] = 4294967296 makes the number of "
+                                                  "elements overflow: the product of the extents must be <= "
+                                                  "PTRDIFF_MAX = 9223372036854775807"));
+  REQUIRE_THROWS_WITH(view<float>(buf.data(), {two32 + 1, two32 - 1}),
+                      Contains("shape[1] = 4294967295") && Contains("overflow"));
+  REQUIRE_THROWS_WITH(view<float>(buf.data(), {two62, 4}), Contains("shape[1] = 4") && Contains("overflow"));
+  REQUIRE_THROWS_WITH(view<float>(buf.data(), {two62, 2}, {2, 1}), Contains("shape[1] = 2") && Contains("overflow"));
+  // Up to PTRDIFF_MAX elements is a valid shape (the view is never dereferenced here).
+  const auto max_elements = static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max());
+  CHECK(view<float>(buf.data(), {max_elements}).size() == max_elements);
+  CHECK(view<float>(buf.data(), {two62, 1}).size() == two62);
+  // A zero extent empties the view, but the other extents must still multiply within bounds.
+  CHECK(view<float>(nullptr, {0, two32, two32 / 4}).empty());
+  REQUIRE_THROWS_WITH(view<float>(nullptr, {0, two32, two32}), Contains("shape[2]") && Contains("overflow"));
+}
+
+TEST_CASE("strides that put the last element beyond PTRDIFF_MAX are rejected", "[view][errors]") {
+  std::vector<float> buf(4);
+  constexpr auto max = std::numeric_limits<std::ptrdiff_t>::max();
+  constexpr std::ptrdiff_t two62 = std::ptrdiff_t(1) << 62;
+  REQUIRE_THROWS_MATCHES(view<float>(buf.data(), {3}, {two62}), std::invalid_argument,
+                         Catch::Matchers::Message("sparsereg::view: strides[0] = 4611686018427387904 puts the last "
+                                                  "element beyond PTRDIFF_MAX elements from data() (shape [3], "
+                                                  "strides [4611686018427387904])"));
+  REQUIRE_THROWS_WITH(view<float>(buf.data(), {2, 3}, {max, 1}), Contains("strides[0] = 9223372036854775807"));
+  // Each term fits, the sum does not.
+  REQUIRE_THROWS_WITH(view<float>(buf.data(), {2, 2}, {two62, two62}),
+                      Contains("strides[1] = 4611686018427387904") && Contains("shape [2x2]"));
+  // The largest valid span: the last element at PTRDIFF_MAX - 1, span_extent() == PTRDIFF_MAX.
+  const view<float> far(buf.data(), {2}, {max - 1});
+  CHECK(far.span_extent() == max);
+  // The stride of an extent-1 axis is never used, and a view without elements reaches nothing.
+  CHECK(view<float>(buf.data(), {1, 4}, {max, 1}).span_extent() == 4);
+  CHECK(view<float>(buf.data(), {0, 3}, {max, max}).empty());
 }

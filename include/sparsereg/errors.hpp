@@ -4,9 +4,10 @@
 // its value; the message is built in a cold out-of-line-style helper so hot headers stay light.
 #pragma once
 
-#include <cmath>      // std::isnan, std::isinf, std::fabs
+#include <cmath>      // std::isnan, std::isinf, std::fabs, std::floor
 #include <cstdio>     // std::snprintf
 #include <cstddef>    // std::size_t
+#include <cstdlib>    // std::strtod
 #include <stdexcept>  // std::invalid_argument
 #include <string>     // std::string, std::to_string
 
@@ -17,17 +18,21 @@ namespace detail {
   throw std::invalid_argument(std::string("sparsereg::") + where + ": " + what);
 }
 
+/// The shortest text that reads back as v: -1 -> "-1", 0.1 -> "0.1", 1e20 -> "1e+20",
+/// -1e-09 -> "-1e-09". Whole numbers below 1e15 are written out (100, not %g's "1e+02").
 inline std::string number_text(double v) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  std::string s = std::to_string(v);
-  // std::to_string prints 6 decimals; keep tiny values readable.
-  if (v != 0.0 && std::fabs(v) < 1e-4) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%g", v);
-    s = buf;
+  char buf[40];
+  if (std::fabs(v) < 1e15 && v == std::floor(v)) {
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+    return buf;
   }
-  return s;
+  for (int digits = 1; digits <= 17; ++digits) {  // 17 significant digits always read back
+    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
 }
 
 /// Rejects NaN, infinite and negative hyper-parameters (lambda, step, weights of groups).

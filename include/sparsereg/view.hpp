@@ -19,6 +19,17 @@ namespace sparsereg {
 
 inline constexpr std::size_t max_rank = 8;
 
+namespace detail {
+/// "shape [2x3], strides [3, 1]", for error messages about a layout.
+inline std::string layout_text(const std::size_t* extents, const std::ptrdiff_t* strides, std::size_t rank) {
+  std::string s = "shape [";
+  for (std::size_t i = 0; i < rank; ++i) s += (i ? "x" : "") + std::to_string(extents[i]);
+  s += "], strides [";
+  for (std::size_t i = 0; i < rank; ++i) s += (i ? ", " : "") + std::to_string(strides[i]);
+  return s + "]";
+}
+}  // namespace detail
+
 template <class T>
 class view {
  public:
@@ -42,6 +53,8 @@ class view {
   }
 
   /// View with explicit strides, in elements. Strides must be non-negative.
+  /// Every constructor throws std::invalid_argument for a negative extent, a product of the
+  /// extents or an offset of the last element above PTRDIFF_MAX, or a null data with elements.
   view(T* data, std::initializer_list<std::size_t> shape, std::initializer_list<std::ptrdiff_t> strides)
       : data_(data) {
     set_shape("view", shape.begin(), shape.size());
@@ -119,12 +132,30 @@ class view {
   }
 
  private:
+  // Both setters keep every offset a view can form within std::ptrdiff_t, so size(),
+  // span_extent() and the kernels' index arithmetic cannot overflow: the product of the non-zero
+  // extents and the offset of the last element are at most PTRDIFF_MAX. O(rank), once per view.
+  static constexpr std::size_t max_elements = static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max());
+
   template <class It>
   void set_shape(const char* where, It first, std::size_t n) {
     if (n > max_rank)
       detail::throw_argument(where, "rank must be <= " + std::to_string(max_rank) + ", got " + std::to_string(n));
     rank_ = n;
-    for (std::size_t i = 0; i < n; ++i, ++first) extents_[i] = static_cast<std::size_t>(*first);
+    std::size_t elements = 1;  // product of the non-zero extents (a zero one empties the view)
+    for (std::size_t i = 0; i < n; ++i, ++first) {
+      if constexpr (std::is_signed_v<std::decay_t<decltype(*first)>>) {
+        if (*first < 0)
+          detail::throw_argument(where, "shape[" + std::to_string(i) + "] must be >= 0, got " + std::to_string(*first));
+      }
+      extents_[i] = static_cast<std::size_t>(*first);
+      if (extents_[i] == 0) continue;
+      if (extents_[i] > max_elements / elements)
+        detail::throw_argument(where, "shape[" + std::to_string(i) + "] = " + std::to_string(extents_[i]) +
+                                          " makes the number of elements overflow: the product of the extents "
+                                          "must be <= PTRDIFF_MAX = " + std::to_string(max_elements));
+      elements *= extents_[i];
+    }
     if (data_ == nullptr && size_unchecked() != 0)
       detail::throw_argument(where, "data is null but the shape has " + std::to_string(size_unchecked()) + " elements");
   }
@@ -137,6 +168,17 @@ class view {
       if (s < 0)
         detail::throw_argument(where, "strides[" + std::to_string(i) + "] must be >= 0, got " + std::to_string(s));
       strides_[i] = s;
+    }
+    if (size_unchecked() == 0) return;  // no element, no offset
+    const auto limit = static_cast<std::ptrdiff_t>(max_elements) - 1;  // span_extent() = last + 1
+    std::ptrdiff_t last = 0;  // offset of the last element
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto steps = static_cast<std::ptrdiff_t>(extents_[i] - 1);
+      if (steps != 0 && strides_[i] != 0 && steps > (limit - last) / strides_[i])
+        detail::throw_argument(where, "strides[" + std::to_string(i) + "] = " + std::to_string(strides_[i]) +
+                                          " puts the last element beyond PTRDIFF_MAX elements from data() (" +
+                                          detail::layout_text(extents_.data(), strides_.data(), rank_) + ")");
+      last += steps * strides_[i];
     }
   }
   void set_row_major_strides() noexcept {

@@ -235,11 +235,32 @@ TEST_CASE("Eigen views follow the aliasing rules", "[adapters][eigen]") {
   CHECK_THROWS_AS(sr::add_gradient(pen, m, m), std::invalid_argument);
   // Shapes must match: a 3 x 4 block against a 4 x 3 one.
   CHECK_THROWS_AS(sr::prox(pen, m.block(0, 0, 3, 4), Eigen::MatrixXf(4, 3), 1.0), std::invalid_argument);
-  // Overlap is judged on address ranges: the even and the odd elements of one buffer share no
-  // element but their ranges intersect, so they are (conservatively) rejected (docs/views.md).
+  // The even and the odd elements of one buffer share no element (their address ranges
+  // intersect, their layouts are the same): accepted, with the result of separate buffers.
   std::vector<float> buf(20, 1.0f);
+  for (std::size_t i = 0; i < buf.size(); i += 2) buf[i] = static_cast<float>(i) * 0.05f - 0.4f;
   Eigen::Map<Eigen::VectorXf, 0, Eigen::InnerStride<2>> even(buf.data(), 10), odd(buf.data() + 1, 10);
-  CHECK_THROWS_AS(sr::prox(pen, even, odd, 1.0), std::invalid_argument);
+  const Eigen::VectorXf even_copy = even;
+  Eigen::VectorXf odd_sep(10);
+  const sr::sparse_group_lasso sgl(0.2, 0.1, sr::groups::whole());
+  const auto r_sep = sr::prox(sgl, even_copy, odd_sep, 1.0);
+  const auto r_int = sr::prox(sgl, even, odd, 1.0);
+  CHECK(even == even_copy);
+  CHECK(odd == odd_sep);  // exact float equality
+  CHECK(r_int.value == r_sep.value);
+  // Column 0 and column 1 of a RowMajor 4x2 matrix ([w | g] packed): disjoint, interleaved.
+  Eigen::Matrix<float, 4, 2, Eigen::RowMajor> wg;
+  wg << 0.5f, 0.0f, -1.5f, 0.0f, 0.0f, 0.0f, 2.0f, 0.0f;
+  Eigen::Vector4f g_sep = Eigen::Vector4f::Zero();
+  const Eigen::Vector4f w_sep = wg.col(0);
+  sr::add_gradient(sr::squared_l2(0.5), w_sep, g_sep);
+  sr::add_gradient(sr::squared_l2(0.5), wg.col(0), wg.col(1));
+  CHECK(wg.col(1) == g_sep);
+  CHECK(wg.col(0) == w_sep);
+  sr::prox(pen, wg.col(0), wg.col(1), 1.0);
+  CHECK(wg.col(1) == Eigen::Vector4f(0.4f, -1.4f, 0.0f, 1.9f));
+  // Same layout, shared elements: still rejected as a partial overlap.
+  CHECK_THROWS_WITH(sr::prox(pen, m.col(0).head(4), m.col(0).tail(4), 1.0), Catch::Contains("partially overlaps"));
   // A Map walking backwards has a negative stride: rejected with a clear message.
   Eigen::Map<Eigen::VectorXf, 0, Eigen::InnerStride<Eigen::Dynamic>> backwards(buf.data() + 9, 10,
                                                                               Eigen::InnerStride<Eigen::Dynamic>(-1));
@@ -247,4 +268,76 @@ TEST_CASE("Eigen views follow the aliasing rules", "[adapters][eigen]") {
   // Groupings check their rank against the Eigen view (a vector is rank 1).
   Eigen::VectorXf v = Eigen::VectorXf::Ones(4);
   CHECK_THROWS_AS(sr::value(sr::group_lasso(1.0, sr::groups::output_neurons()), v), std::invalid_argument);
+}
+
+namespace {
+/// A user class derived from Eigen::Matrix, the "inheriting from Matrix" pattern of Eigen's docs.
+class weight_matrix : public Eigen::MatrixXf {
+ public:
+  weight_matrix(Eigen::Index rows, Eigen::Index cols) : Eigen::MatrixXf(rows, cols) {}
+  template <class Other>
+  weight_matrix(const Eigen::MatrixBase<Other>& other) : Eigen::MatrixXf(other) {}
+};
+}  // namespace
+
+static_assert(std::is_same_v<view_type_of<decltype(std::declval<Eigen::VectorXf&>().head(3))>, sr::view<float>>);
+static_assert(std::is_same_v<view_type_of<weight_matrix>, sr::view<float>>);
+static_assert(std::is_same_v<view_type_of<const weight_matrix>, sr::view<const float>>);
+static_assert(sr::detail::eigen_owns_storage<weight_matrix>::value);  // as_view(weight_matrix(..)) must not compile
+
+TEST_CASE("Eigen VectorBlocks (head, tail, segment) and classes derived from Matrix are views", "[adapters][eigen]") {
+  Eigen::VectorXf v(8);
+  v << 3.0f, -0.2f, 1.0f, 0.1f, -2.0f, 0.4f, 5.0f, -0.3f;
+  CHECK(misplaced_1d(sr::as_view(v.head(3)), v.head(3)) == 0);
+  CHECK(misplaced_1d(sr::as_view(v.tail(2)), v.tail(2)) == 0);
+  CHECK(misplaced_1d(sr::as_view(v.segment(2, 4)), v.segment(2, 4)) == 0);
+  Eigen::MatrixXf a = Eigen::MatrixXf::Random(5, 4);
+  Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> r = Eigen::MatrixXf::Random(5, 4);
+  CHECK(misplaced_1d(sr::as_view(a.col(1).segment(1, 3)), a.col(1).segment(1, 3)) == 0);
+  CHECK(misplaced_1d(sr::as_view(r.col(1).segment(1, 3)), r.col(1).segment(1, 3)) == 0);  // stride 4
+  CHECK(sr::as_view(r.col(1).segment(1, 3)).stride(0) == 4);
+  CHECK(misplaced_1d(sr::as_view(a.row(2).tail(2)), a.row(2).tail(2)) == 0);  // stride 5
+  // In place on a head, nothing else changes.
+  const Eigen::VectorXf before = v;
+  sr::prox(sr::l1(1.0), v.head(3), v.head(3), 0.5);
+  CHECK(v.head(3) == Eigen::Vector3f(2.5f, 0.0f, 0.5f));
+  CHECK(v.tail(5) == before.tail(5));
+  CHECK(sr::value(sr::l1(1.0), v.segment(3, 2)) == Approx(2.1));
+  // A class derived from Matrix.
+  weight_matrix w(3, 4);
+  w.setConstant(2.0f);
+  CHECK(misplaced_2d(sr::as_view(w), w) == 0);
+  const weight_matrix& cw = w;
+  CHECK(misplaced_2d(sr::as_view(cw), cw) == 0);
+  sr::prox(sr::l1(1.0), w, w, 0.5);
+  CHECK((w.array() == 1.5f).all());
+}
+
+TEST_CASE("Eigen broadcasts (stride 0) cannot be written; a const map of one can be read", "[adapters][eigen]") {
+  float cell = 3.0f;
+  using any_inner = Eigen::InnerStride<Eigen::Dynamic>;
+  Eigen::Map<Eigen::VectorXf, 0, any_inner> bcast(&cell, 4, any_inner(0));
+  REQUIRE_THROWS_MATCHES(sr::as_view(bcast), std::invalid_argument,
+                         Catch::Matchers::Message("sparsereg::as_view: Eigen object of 4x1 elements has a stride 0 "
+                                                  "(rowStride 0, colStride 0): several elements share one memory "
+                                                  "location, so it cannot be written; map it as const "
+                                                  "(Map<const ...>) to read it"));
+  CHECK_THROWS_WITH(sr::prox(sr::l1(1.0), bcast, bcast, 0.5), Catch::Contains("stride 0"));
+  CHECK(cell == 3.0f);
+  Eigen::Map<Eigen::MatrixXf, 0, Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>> rows_bcast(
+      &cell, 3, 2, Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>(1, 0));  // outer 1, inner 0
+  CHECK_THROWS_WITH(sr::as_view(rows_bcast), Catch::Contains("stride 0"));
+  // Read-only: a broadcast input is fine.
+  Eigen::Map<const Eigen::VectorXf, 0, any_inner> read(&cell, 4, any_inner(0));
+  CHECK(sr::as_view(read).stride(0) == 0);
+  Eigen::Vector4f y;
+  sr::prox(sr::l1(1.0), read, y, 0.5);
+  CHECK(y == Eigen::Vector4f::Constant(2.5f));
+  CHECK(sr::value(sr::l1(1.0), read) == Approx(12.0));
+  // An extent-1 axis may have stride 0.
+  Eigen::Map<Eigen::VectorXf, 0, any_inner> single(&cell, 1, any_inner(0));
+  CHECK_NOTHROW(sr::as_view(single));
+  // So may an empty one (Eigen reports colStride 0 for a 0 x n matrix).
+  Eigen::MatrixXf empty(0, 4);
+  CHECK(sr::as_view(empty).size() == 0);
 }

@@ -1,12 +1,17 @@
 // Eigen adapter: Eigen dense objects with direct access and Eigen::Tensor storage as sparsereg views.
 //
-// Dense (Eigen/Core): Matrix, Array, Map (any InnerStride/OuterStride/Stride), Ref, Block and
-// Transpose of those -- anything derived from Eigen::DenseBase whose Flags carry DirectAccessBit.
+// Dense (Eigen/Core): Matrix, Array, Map (any InnerStride/OuterStride/Stride), Ref, Block (also
+// the VectorBlock of head()/tail()/segment()) and Transpose of those, and user classes derived
+// from them -- anything derived from some Eigen::DenseBase whose Flags carry DirectAccessBit.
 //   * rank 2 (rows, cols), strides (rowStride(), colStride()) in elements, so Eigen's default
 //     column-major storage (strides (1, rows)) and RowMajor storage (strides (cols, 1)) are both
 //     seen at their real addresses: logical element (i, j) of the view is m(i, j).
 //   * a compile-time vector (RowsAtCompileTime == 1 or ColsAtCompileTime == 1) is rank 1.
 //   * const objects, Map<const ...>, Ref<const ...> and Block<const ...> give view<const Scalar>.
+//   * a stride 0 on an axis of extent > 1 (a Map with InnerStride<0>: a broadcast) is rejected
+//     with std::invalid_argument for a mutable view, as in the xtensor and libtorch adapters: one
+//     address would be several elements, which a prox cannot write consistently. A const view
+//     may broadcast (read-only inputs).
 //   * expressions without storage (a + b, m.array().abs(), ...) are rejected at compile time:
 //     evaluate them into a Matrix first (sparsereg never makes hidden copies).
 // Tensor (unsupported/Eigen/CXX11/Tensor): Tensor, TensorFixedSize and TensorMap, rank N, strides
@@ -21,7 +26,8 @@
 #include <array>        // std::array
 #include <cstddef>      // std::size_t, std::ptrdiff_t
 #include <string>       // std::to_string
-#include <type_traits>  // std::is_base_of, std::enable_if_t, std::remove_pointer_t
+#include <type_traits>  // std::is_base_of, std::enable_if_t, std::remove_pointer_t, std::true_type
+#include <utility>      // std::declval
 #include <unsupported/Eigen/CXX11/Tensor>
 
 #include "../errors.hpp"
@@ -31,8 +37,15 @@
 namespace sparsereg {
 namespace detail {
 
+/// Every Eigen dense type derives from some DenseBase<D>, though not always DenseBase<X>: a
+/// VectorBlock (v.head(n), v.segment(i, n)) derives from DenseBase<Block<...>>, a user class
+/// derived from Matrix from DenseBase<Matrix<...>>. The probe matches any D.
+template <class D>
+std::true_type eigen_dense_probe(const Eigen::DenseBase<D>*);
+std::false_type eigen_dense_probe(...);
 template <class X>
-inline constexpr bool is_eigen_dense_v = std::is_base_of_v<Eigen::DenseBase<X>, X>;
+inline constexpr bool is_eigen_dense_v =
+    decltype(eigen_dense_probe(std::declval<std::remove_reference_t<X>*>()))::value;
 
 template <class X>
 inline constexpr bool eigen_has_direct_access_v = (static_cast<unsigned>(X::Flags) & Eigen::DirectAccessBit) != 0;
@@ -95,6 +108,14 @@ struct view_adapter<X, std::enable_if_t<detail::is_eigen_dense_v<X>>> {
         detail::throw_argument("as_view", "Eigen object has a negative stride (rowStride " + std::to_string(rs) +
                                               ", colStride " + std::to_string(cs) +
                                               "); sparsereg views need non-negative strides");
+      if constexpr (!std::is_const_v<E>) {
+        if (rows != 0 && cols != 0 && ((rs == 0 && rows > 1) || (cs == 0 && cols > 1)))
+          detail::throw_argument("as_view", "Eigen object of " + std::to_string(rows) + "x" + std::to_string(cols) +
+                                                " elements has a stride 0 (rowStride " + std::to_string(rs) +
+                                                ", colStride " + std::to_string(cs) +
+                                                "): several elements share one memory location, so it cannot be "
+                                                "written; map it as const (Map<const ...>) to read it");
+      }
       E* p = x.data();
       if constexpr (X::ColsAtCompileTime == 1) {
         return view<E>(p, std::array<std::size_t, 1>{rows}, std::array<std::ptrdiff_t, 1>{rs});
@@ -141,9 +162,13 @@ struct view_adapter<X, std::enable_if_t<detail::is_eigen_tensor_v<X>>> {
 };
 
 namespace detail {
-/// Eigen types whose object holds the elements (a view of a temporary one would dangle).
+template <class D>
+std::true_type eigen_plain_probe(const Eigen::PlainObjectBase<D>*);
+std::false_type eigen_plain_probe(...);
+/// Eigen types whose object holds the elements (a view of a temporary one would dangle), also
+/// through a user class derived from Matrix or Array.
 template <class X>
-struct eigen_owns_storage : std::bool_constant<std::is_base_of_v<Eigen::PlainObjectBase<X>, X>> {};
+struct eigen_owns_storage : decltype(eigen_plain_probe(std::declval<std::remove_reference_t<X>*>())) {};
 template <class S, int N, int O, class I>
 struct eigen_owns_storage<Eigen::Tensor<S, N, O, I>> : std::true_type {};
 template <class S, class D, int O, class I>
