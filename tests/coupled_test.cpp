@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <utility>
 #include <vector>
 
 namespace sr = sparsereg;
@@ -181,4 +182,53 @@ TEST_CASE("coupled SGL through the regularizer") {
   CHECK(reg.report()[2].group_penalties[0].groups == 3);
   const auto& compacted = reg;
   CHECK(compacted.report()[0].group_penalties[0].groups == 3);
+}
+
+TEST_CASE("coupled SGL: step 0 and lambda 0 are exact when a unit's sum of squares underflows", "[coupled]") {
+  // The sums are in double, so double values of 1e-170 (squares below the smallest subnormal)
+  // underflow them: unit 0 holds such values, unit 1 only zeros (some -0.0), the others ordinary
+  // values. The identity keeps every bit, and only the unit of zeros counts as a zero unit.
+  using T = double;
+  const T tiny = 1e-170;
+  network<T> net(11);
+  for (std::size_t i = 0; i < 27; ++i) {
+    net.w1[i] = tiny * T(i % 3 == 0 ? -1 : 2);
+    net.w1[27 + i] = i % 2 ? T(-0.0) : T(0);
+  }
+  net.b1[0] = tiny;
+  net.b1[1] = T(-0.0);
+  for (std::size_t o = 0; o < 5; ++o)
+    for (std::size_t i = 0; i < 9; ++i) {
+      net.w2[(o * 4 + 0) * 9 + i] = -tiny;
+      net.w2[(o * 4 + 1) * 9 + i] = T(0);
+    }
+  const network<T> ref = net;
+  const auto same = [&] {
+    return std::memcmp(net.w1.data(), ref.w1.data(), net.w1.size() * sizeof(T)) == 0 &&
+           std::memcmp(net.b1.data(), ref.b1.data(), net.b1.size() * sizeof(T)) == 0 &&
+           std::memcmp(net.w2.data(), ref.w2.data(), net.w2.size() * sizeof(T)) == 0;
+  };
+  const std::size_t unit1 = 27 + 1 + 5 * 9;
+  for (const auto& [p, step] : {std::pair{sr::coupled_sparse_group_lasso(0.05, 0.01), 0.0},
+                                std::pair{sr::coupled_sparse_group_lasso(0.0, 0.0), 0.5},
+                                std::pair{sr::coupled_group_lasso(0.05), 0.0}}) {
+    const auto r = p.prox(net.parts(), step);
+    CHECK(same());
+    CHECK(r.zero_groups == 1);
+    CHECK(r.zero_elements == unit1);
+  }
+  // A positive threshold still zeroes unit 0.
+  CHECK(sr::coupled_group_lasso(1e-30).prox(net.parts(), 1.0).zero_groups == 2);
+}
+
+TEST_CASE("coupled SGL: a part whose elements share memory is refused before anything is written") {
+  std::vector<double> w{3, 3, 3, 3}, cell{3};
+  const sr::coupled_sparse_group_lasso cp(0.1, 0.5);
+  // parts[1]: 4 units on one address (stride 0), so an in-place prox would shrink it 4 times.
+  const std::vector<sr::coupled_part<double>> parts{{sr::view<double>(w.data(), {4}), 0},
+                                                    {sr::view<double>(cell.data(), {4}, {0}), 0}};
+  CHECK_THROWS_WITH(cp.prox(parts, 1.0), Catch::Contains("coupled_sparse_group_lasso::prox") &&
+                                             Catch::Contains("parts[1].tensor") && Catch::Contains("share memory"));
+  CHECK(w == std::vector<double>{3, 3, 3, 3});
+  CHECK(cell == std::vector<double>{3});
 }

@@ -71,3 +71,35 @@ TEST_CASE("schedule: products and custom functions") {
   CHECK_THROWS_WITH(bad(3), Catch::Contains("step 3"));
   CHECK_THROWS_AS(schedule::custom({}), std::invalid_argument);
 }
+
+TEST_CASE("schedule: an overflowing step decay throws naming step_decay, the step and the factor") {
+  const schedule s = schedule::step_decay(1, 10.0);
+  CHECK(s(308) == 1e308);  // still finite: no saturation or error below the overflow
+  CHECK_THROWS_AS(s(309), std::invalid_argument);
+  CHECK_THROWS_WITH(s(400), Catch::Contains("schedule::step_decay") && Catch::Contains("step 400") &&
+                                Catch::Contains("factor 10"));
+  // Decaying factors underflow to 0, which is a valid factor.
+  CHECK(schedule::step_decay(1, 0.1)(400) == 0.0);
+}
+
+TEST_CASE("schedule: a product reports itself, and its operands report themselves") {
+  // Each operand finite, the product not: named as a product, not as a custom schedule.
+  const schedule big = schedule::constant(1e200) * schedule::constant(1e200);
+  CHECK_THROWS_WITH(big(0), Catch::Contains("schedule::operator*") && Catch::Contains("product") &&
+                                Catch::Contains("step 0") && !Catch::Contains("custom"));
+  // inf * 0 would be NaN: the overflowing operand throws first, under its own name.
+  const schedule p = schedule::step_decay(1, 10.0) * schedule::constant(0.0);
+  CHECK_THROWS_WITH(p(400), Catch::Contains("schedule::step_decay") && !Catch::Contains("custom"));
+  const schedule q = schedule::custom([](std::size_t) { return -1.0; }) * schedule::constant(2.0);
+  CHECK_THROWS_WITH(q(7), Catch::Contains("custom schedule returned") && Catch::Contains("step 7"));
+  CHECK(p(3) == 0.0);
+}
+
+TEST_CASE("schedule: linear warm-up at the largest step is 1 (no wrap-around)") {
+  const std::size_t last = std::numeric_limits<std::size_t>::max();
+  CHECK(schedule::linear_warmup(1000)(last) == 1.0);
+  CHECK(schedule::linear_warmup(1000)(last - 1) == 1.0);
+  CHECK(schedule::linear_warmup(1)(last) == 1.0);
+  CHECK(schedule::linear_warmup(last)(last - 1) == 1.0);
+  CHECK(schedule::linear_warmup(last)(0) == 1.0 / static_cast<double>(last));
+}

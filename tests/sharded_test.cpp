@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <stdexcept>
+#include <utility>
 #include <vector>
 
 namespace sr = sparsereg;
@@ -181,4 +183,58 @@ TEST_CASE("sharded prox: validation and NaN") {
   CHECK(std::isnan(r.value));
   CHECK(std::isnan(blk[36]));
   CHECK_FALSE(std::isnan(blk[0]));
+}
+
+TEST_CASE("sharded prox: step 0 and lambda 0 are exact when a group's sum of squares underflows", "[sharded]") {
+  // The sums are in double, so double values of 1e-170 (squares below the smallest subnormal)
+  // underflow them: input channel 0 holds such values, input channel 1 only zeros (some -0.0).
+  // Both are split across shards.
+  using T = double;
+  const T tiny = 1e-170;
+  auto full = random_tensor<T>(91);
+  for (std::size_t o = 0; o < 6; ++o)
+    for (std::size_t k = 0; k < 9; ++k) {
+      full[(o * 4 + 0) * 9 + k] = (o + k) % 2 ? tiny : -tiny;
+      full[(o * 4 + 1) * 9 + k] = (o + k) % 3 ? T(0) : T(-0.0);
+    }
+  for (const auto& [p, step] : {std::pair{sr::sparse_group_lasso(0.05, 0.01, sr::groups::input_channels()), 0.0},
+                                std::pair{sr::sparse_group_lasso(0.0, 0.0, sr::groups::input_channels()), 0.5}}) {
+    sharded_tensor<T> st(full);
+    const auto r = st.prox(p, step);
+    const auto out = st.gather();
+    CHECK(std::memcmp(out.data(), full.data(), full.size() * sizeof(T)) == 0);
+    CHECK(r.zero_groups == 1);
+  }
+  // A positive threshold still zeroes channel 0.
+  sharded_tensor<T> st(full);
+  CHECK(st.prox(sr::group_lasso(1e-30, sr::groups::input_channels()), 1.0).zero_groups == 2);
+}
+
+TEST_CASE("sharded prox: a group count or size that overflows std::size_t is rejected") {
+  std::vector<float> w{1.f, 2.f};
+  const std::size_t big = std::size_t(1) << 63;
+  const sr::sparse_group_lasso rows(0.1, 0.0, sr::groups::output_neurons());
+  // 2^63 groups need 2^64 doubles: 2 * groups would wrap to 0 and pass a null buffer.
+  const sr::shard<float> s{sr::view<float>(w.data(), {1, 2}), {big, 2}, {0, 0}};
+  CHECK_THROWS_AS(sr::sharded_buffer_size(rows, s), std::invalid_argument);
+  CHECK_THROWS_WITH(sr::sharded_buffer_size(rows, s),
+                    Catch::Contains("global_shape {9223372036854775808, 2}") && Catch::Contains("group count"));
+  CHECK_THROWS_WITH(sr::sharded_prox_partial(rows, s, 1.0, nullptr, 0), Catch::Contains("global_shape"));
+  // Groups of 2^63 * 4 elements: their size wraps to 0.
+  const sr::sparse_group_lasso first(0.1, 0.0, sr::grouping::by_axes({0}, 3));
+  CHECK_THROWS_WITH(
+      sr::sharded_buffer_size(first, sr::shard<float>{sr::view<float>(w.data(), {2, 1, 1}), {2, big, 4}, {0, 0, 0}}),
+      Catch::Contains("global_shape {2, 9223372036854775808, 4}") && Catch::Contains("group size"));
+  // Large counts that fit are accepted.
+  CHECK(sr::sharded_buffer_size(rows, sr::shard<float>{s.local, {big / 4, 2}, {0, 0}}) == big / 2);
+}
+
+TEST_CASE("sharded prox: a local block whose elements share memory is refused before it is written") {
+  std::vector<double> cell{2.0}, buf(12, 1.0);
+  const sr::sparse_group_lasso p(0.1, 0.5, sr::groups::filters());
+  // 2 x 4 x 3 x 3 elements on a single address.
+  sr::shard<double> s{sr::view<double>(cell.data(), {2, 4, 3, 3}, {0, 0, 0, 0}), {6, 4, 3, 3}, {4, 0, 0, 0}};
+  CHECK_THROWS_WITH(sr::sharded_prox_finish(p, s, 0.1, buf.data(), 12),
+                    Catch::Contains("shard.local") && Catch::Contains("share memory"));
+  CHECK(cell == std::vector<double>{2.0});
 }

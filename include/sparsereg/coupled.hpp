@@ -13,7 +13,10 @@
 // concatenation of the parts' slices, so its prox is the SGL prox (Simon et al. 2013):
 //   u = soft_threshold(x, step*lambda_l1),  y[k] = max(0, 1 - step*lambda_group*c_k / ||u[k]||) * u[k]
 // computed in two passes: accumulate ||u[k]||^2 over every part, then scale every part. The
-// only workspace is three numbers per unit. The prox is in place (the parts are the weights).
+// prox is in place (the parts are the weights).
+// Memory: prox, value and count_zero_units each allocate ONE workspace per call, K records of two
+// doubles and two counts (plus the factor, a T, for the prox); nothing else in them allocates.
+// The `parts` list is the caller's (regularizer::prox_step builds one per coupled group per call).
 // Sums are accumulated in double, sequentially in part order then memory order (deterministic).
 // NaN in a unit makes the whole unit NaN. Per-element steps are not supported for coupled groups.
 #pragma once
@@ -42,6 +45,17 @@ struct coupled_part {
 };
 
 namespace detail {
+
+/// Per-unit sums of u (the prox's soft-thresholded input, or w itself) over every part, and the
+/// prox's factor: one record per unit, so a call allocates its workspace once.
+template <class T>
+struct unit_sums {
+  double ss = 0.0;         // sum u^2
+  double ab = 0.0;         // sum |u|
+  std::size_t n = 0;       // elements
+  std::size_t zeros = 0;   // elements with u == 0 (counted only where asked for)
+  T factor = T(1);         // prox only
+};
 
 /// Key strides that make the key of an element its index along `axis` (its unit).
 inline std::array<std::size_t, max_rank> unit_key_strides(std::size_t axis) {
@@ -123,11 +137,11 @@ class coupled_sparse_group_lasso {
   double value(const std::vector<coupled_part<T>>& parts) const {
     using E = std::remove_const_t<T>;
     const std::size_t K = check("coupled_sparse_group_lasso::value", parts);
-    std::vector<double> ss(K, 0.0), ab(K, 0.0);
-    std::vector<std::size_t> n(K, 0);
-    accumulate(parts, [](E v) { return v; }, ss, ab, n, nullptr);
+    std::vector<detail::unit_sums<E>> u(K);
+    accumulate<false>(parts, [](E v) { return v; }, u);
     double total = 0.0;
-    for (std::size_t k = 0; k < K; ++k) total += lambda_group * weight(k, n[k]) * std::sqrt(ss[k]) + lambda_l1 * ab[k];
+    for (std::size_t k = 0; k < K; ++k)
+      total += lambda_group * weight(k, u[k].n) * std::sqrt(u[k].ss) + lambda_l1 * u[k].ab;
     return total;
   }
 
@@ -139,37 +153,40 @@ class coupled_sparse_group_lasso {
     const char* where = "coupled_sparse_group_lasso::prox";
     detail::require_nonnegative(where, "step", step);
     const std::size_t K = check(where, parts);
+    for (std::size_t p = 0; p < parts.size(); ++p)  // written in place below
+      detail::require_no_self_overlap(where, ("parts[" + std::to_string(p) + "].tensor").c_str(), parts[p].tensor);
     const T t1 = static_cast<T>(step * lambda_l1);
     const auto pre = [t1](T v) { return detail::soft_threshold_select(v, t1); };
-    std::vector<double> ss(K, 0.0), ab(K, 0.0);
-    std::vector<std::size_t> n(K, 0), zeros(K, 0);
-    accumulate(parts, pre, ss, ab, n, &zeros);
-    std::vector<T> factor(K);
+    std::vector<detail::unit_sums<T>> u(K);
+    accumulate<true>(parts, pre, u);
     prox_result res;
     res.groups = K;
     for (std::size_t k = 0; k < K; ++k) {
-      const double c = weight(k, n[k]);
-      const double norm = std::sqrt(ss[k]);
+      const double c = weight(k, u[k].n);
+      const double norm = std::sqrt(u[k].ss);
       const double thr = step * lambda_group * c;
       if (std::isnan(norm)) {
-        factor[k] = std::numeric_limits<T>::quiet_NaN();
+        u[k].factor = std::numeric_limits<T>::quiet_NaN();
         res.value += norm;
-      } else if (norm <= thr) {
-        factor[k] = T(0);
-        res.zero_elements += n[k];
+      } else if (thr > 0.0 && norm <= thr) {
+        u[k].factor = T(0);
+        res.zero_elements += u[k].n;
         ++res.zero_groups;
       } else {
-        const double f = 1.0 - thr / norm;
-        factor[k] = static_cast<T>(f);
-        res.value += f * (lambda_group * c * norm + lambda_l1 * ab[k]);
-        res.zero_elements += zeros[k];
+        // thr == 0 (step 0, lambda_group 0 or c_k 0) keeps factor 1 even when the sum of squares
+        // underflows to 0 (every |u| below about 1e-162 in double): step 0 stays the identity.
+        const double f = thr > 0.0 ? 1.0 - thr / norm : 1.0;
+        u[k].factor = static_cast<T>(f);
+        res.value += f * (lambda_group * c * norm + lambda_l1 * u[k].ab);
+        res.zero_elements += u[k].zeros;
+        res.zero_groups += u[k].zeros == u[k].n;  // only when thr == 0: a unit of zeros stays one
       }
     }
     for (const auto& part : parts) {
       detail::for_each_keyed_run(part.tensor, part.tensor, detail::unit_key_strides(part.axis),
                                  [&](T* p, std::ptrdiff_t sp, T*, std::ptrdiff_t, std::size_t k0, std::size_t ks, std::size_t n) {
                                    if (ks == 0) {
-                                     const T f = factor[k0];
+                                     const T f = u[k0].factor;
                                      for (std::size_t j = 0; j < n; ++j) {
                                        T& v = p[static_cast<std::ptrdiff_t>(j) * sp];
                                        v = pre(v) * f;
@@ -177,7 +194,7 @@ class coupled_sparse_group_lasso {
                                    } else {
                                      for (std::size_t j = 0; j < n; ++j) {
                                        T& v = p[static_cast<std::ptrdiff_t>(j) * sp];
-                                       v = pre(v) * factor[k0 + j * ks];
+                                       v = pre(v) * u[k0 + j * ks].factor;
                                      }
                                    }
                                  });
@@ -190,14 +207,13 @@ class coupled_sparse_group_lasso {
   prox_result count_zero_units(const std::vector<coupled_part<T>>& parts) const {
     using E = std::remove_const_t<T>;
     const std::size_t K = check("coupled_sparse_group_lasso::count_zero_units", parts);
-    std::vector<double> ss(K, 0.0), ab(K, 0.0);
-    std::vector<std::size_t> n(K, 0), zeros(K, 0);
-    accumulate(parts, [](E v) { return v; }, ss, ab, n, &zeros);
+    std::vector<detail::unit_sums<E>> u(K);
+    accumulate<true>(parts, [](E v) { return v; }, u);
     prox_result r;
     r.groups = K;
     for (std::size_t k = 0; k < K; ++k) {
-      r.zero_elements += zeros[k];
-      r.zero_groups += zeros[k] == n[k];
+      r.zero_elements += u[k].zeros;
+      r.zero_groups += u[k].zeros == u[k].n;
     }
     return r;
   }
@@ -209,26 +225,26 @@ class coupled_sparse_group_lasso {
   }
 
  private:
-  template <class T, class Pre>
-  static void accumulate(const std::vector<coupled_part<T>>& parts, Pre pre, std::vector<double>& ss, std::vector<double>& ab,
-                         std::vector<std::size_t>& n, std::vector<std::size_t>* zeros) {
+  template <bool Zeros, class T, class Pre, class E>
+  static void accumulate(const std::vector<coupled_part<T>>& parts, Pre pre, std::vector<detail::unit_sums<E>>& acc) {
     for (const auto& part : parts) {
       detail::for_each_keyed_run(
           part.tensor, part.tensor, detail::unit_key_strides(part.axis),
-          [&](const auto* p, std::ptrdiff_t sp, const auto*, std::ptrdiff_t, std::size_t k0, std::size_t ks, std::size_t len) {
+          [&](const auto* p, std::ptrdiff_t sp, const auto*, std::ptrdiff_t, std::size_t k0, std::size_t ks,
+              std::size_t len) {
             if (ks == 0) {  // the run lies in one unit
               std::size_t z = 0;
-              detail::sum_squares_abs(p, sp, len, pre, ss[k0], ab[k0], z);
-              n[k0] += len;
-              if (zeros) (*zeros)[k0] += z;
+              detail::sum_squares_abs(p, sp, len, pre, acc[k0].ss, acc[k0].ab, z);
+              acc[k0].n += len;
+              if constexpr (Zeros) acc[k0].zeros += z;
             } else {
               for (std::size_t j = 0; j < len; ++j) {
                 const std::size_t k = k0 + j * ks;
                 const double u = static_cast<double>(pre(p[static_cast<std::ptrdiff_t>(j) * sp]));
-                ss[k] += u * u;
-                ab[k] += std::fabs(u);
-                ++n[k];
-                if (zeros) (*zeros)[k] += (u == 0.0);
+                acc[k].ss += u * u;
+                acc[k].ab += std::fabs(u);
+                ++acc[k].n;
+                if constexpr (Zeros) acc[k].zeros += (u == 0.0);
               }
             }
           });

@@ -8,14 +8,18 @@
 //                              to zero (a fixed lambda from step 0 zeroes groups that only look
 //                              small because the network has not learned yet).
 //   step_decay(every, f)       s(t) = f^floor(t / every): e.g. halve lambda every 10k steps.
+//                              f > 1 (growth) is allowed; a step at which f^k overflows throws
+//                              std::invalid_argument naming schedule::step_decay, the step and f
+//                              (it does not saturate: a lambda of DBL_MAX is no more meaningful).
 //   custom(fn)                 any user function; its values are checked (finite, >= 0) when used.
-//   a * b                      pointwise product, e.g. linear_warmup(1000) * step_decay(50000, 0.5).
+//   a * b                      pointwise product, e.g. linear_warmup(1000) * step_decay(50000, 0.5);
+//                              a product that overflows throws, naming the product and both factors.
 //
 // A schedule is configuration, not state: the regularizer's step counter is the only state, so a
 // restored checkpoint reproduces the same factors.
 #pragma once
 
-#include <cmath>       // std::pow
+#include <cmath>       // std::pow, std::isinf
 #include <cstddef>     // std::size_t
 #include <functional>  // std::function
 #include <string>      // std::to_string
@@ -68,19 +72,41 @@ class schedule {
     return s;
   }
 
-  /// Pointwise product of two schedules.
+  /// Pointwise product of two schedules. Each operand checks its own factor (so an error names
+  /// the operand's kind); the product itself is only checked for overflow.
   friend schedule operator*(const schedule& a, const schedule& b) {
     if (a.kind_ == kind::constant && a.a_ == 1.0) return b;
     if (b.kind_ == kind::constant && b.a_ == 1.0) return a;
-    return custom([a, b](std::size_t t) { return a(t) * b(t); });
+    schedule s;
+    s.kind_ = kind::product;
+    s.fn_ = [a, b](std::size_t t) {
+      const double x = a(t), y = b(t);
+      const double v = x * y;
+      if (std::isinf(v))
+        detail::throw_argument("schedule::operator*", "the product of two schedules overflows at step " +
+                                                          std::to_string(t) + ": " + detail::number_text(x) + " * " +
+                                                          detail::number_text(y));
+      return v;
+    };
+    return s;
   }
 
   /// The factor at step `step`.
   double operator()(std::size_t step) const {
     switch (kind_) {
       case kind::constant: return a_;
-      case kind::warmup: return step + 1 >= n_ ? 1.0 : static_cast<double>(step + 1) / static_cast<double>(n_);
-      case kind::decay: return std::pow(a_, static_cast<double>(step / n_));
+      // n_ >= 1, so n_ - 1 does not wrap (step + 1 would at SIZE_MAX, which set_step can reach).
+      case kind::warmup: return step >= n_ - 1 ? 1.0 : static_cast<double>(step + 1) / static_cast<double>(n_);
+      case kind::decay: {
+        const double v = std::pow(a_, static_cast<double>(step / n_));
+        if (std::isinf(v))
+          detail::throw_argument("schedule::step_decay",
+                                 "factor^k overflows at step " + std::to_string(step) + " (factor " +
+                                     detail::number_text(a_) + ", k = floor(step / every) = " +
+                                     std::to_string(step / n_) + "); factors must be finite");
+        return v;
+      }
+      case kind::product: return fn_(step);
       case kind::function: {
         const double v = fn_(step);
         if (!(v >= 0.0) || std::isinf(v))
@@ -96,7 +122,7 @@ class schedule {
   bool is_identity() const noexcept { return kind_ == kind::constant && a_ == 1.0; }
 
  private:
-  enum class kind { constant, warmup, decay, function };
+  enum class kind { constant, warmup, decay, function, product };
   kind kind_ = kind::constant;
   double a_ = 1.0;
   std::size_t n_ = 0;

@@ -73,21 +73,43 @@ shard_map check_shard(const char* where, const grouping& grp, const shard<T>& s)
       throw_argument(where, "shard axis " + std::to_string(a) + ": offset " + std::to_string(s.offset[a]) + " + extent " +
                                 std::to_string(s.local.extent(a)) + " exceeds the global extent " +
                                 std::to_string(s.global_shape[a]));
+  // The group count and size are products of global extents. Checked before anything uses them:
+  // the buffer holds 2 doubles per group, and a wrapped 2 * groups would let a short (or null)
+  // buffer pass check_buffer and phase 1 write past it. A zero extent makes its product 0.
+  const unsigned mask = grp.axis_mask();
+  bool no_groups = false, empty_groups = false;  // a zero extent along a group axis / another axis
+  for (std::size_t a = 0; a < r; ++a) {
+    if (s.global_shape[a] != 0) continue;
+    if (mask & (1u << a)) no_groups = true;
+    else empty_groups = true;
+  }
+  const std::size_t max_groups = std::numeric_limits<std::size_t>::max() / 2;
+  const std::size_t max_size = std::numeric_limits<std::size_t>::max();
+  const auto too_large = [&](const std::string& what) {
+    std::string shape;
+    for (std::size_t a = 0; a < r; ++a) shape += (a ? ", " : "") + std::to_string(s.global_shape[a]);
+    throw_argument(where, "global_shape {" + shape + "}: " + what);
+  };
+  shard_map m;
+  m.groups = 1;
+  for (std::size_t a = r; a-- > 0;) {
+    const std::size_t e = s.global_shape[a];
+    if (mask & (1u << a)) {
+      if (!no_groups && m.groups > max_groups / e)
+        too_large("the group count exceeds " + std::to_string(max_groups) + " (2 doubles per group in the buffer)");
+      m.gstride[a] = m.groups;
+      m.groups *= e;
+    } else {
+      if (!empty_groups && m.group_size > max_size / e)
+        too_large("the group size exceeds " + std::to_string(max_size) + " elements");
+      m.group_size *= e;
+    }
+    m.base += s.offset[a] * m.gstride[a];
+  }
   // Check the grouping against the global shape (rank, axes, weight count).
   std::vector<std::size_t> dummy_strides(r, 0);
   static const T probe{};
   grp.check(where, view<const T>(&probe, s.global_shape, dummy_strides));
-  shard_map m;
-  m.groups = 1;
-  for (std::size_t a = r; a-- > 0;) {
-    if (grp.axis_mask() & (1u << a)) {
-      m.gstride[a] = m.groups;
-      m.groups *= s.global_shape[a];
-    } else {
-      m.group_size *= s.global_shape[a];
-    }
-    m.base += s.offset[a] * m.gstride[a];
-  }
   return m;
 }
 
@@ -130,6 +152,7 @@ prox_result shard_finish(const char* where, double lambda_group, double lambda_l
   require_nonnegative(where, "step", step);
   const shard_map m = check_shard(where, grp, s);
   check_buffer(where, m, buf, n);
+  require_no_self_overlap(where, "shard.local", s.local);  // written in place below
   std::vector<T> factor(m.groups);
   prox_result res;
   res.groups = m.groups;
@@ -141,13 +164,17 @@ prox_result shard_finish(const char* where, double lambda_group, double lambda_l
     if (std::isnan(norm)) {
       factor[g] = std::numeric_limits<T>::quiet_NaN();
       res.value += norm;
-    } else if (norm <= thr) {
+    } else if (thr > 0.0 && norm <= thr) {
       factor[g] = T(0);
       ++res.zero_groups;
     } else {
-      const double f = 1.0 - thr / norm;
+      // thr == 0 (step 0, lambda_group 0 or c_g 0) keeps factor 1 even when the sum of squares
+      // underflows to 0 (every |u| below about 1e-162 in double): step 0 stays the identity. A
+      // group is all zeros exactly when its sum |u| is 0 (a sum of non-negative numbers).
+      const double f = thr > 0.0 ? 1.0 - thr / norm : 1.0;
       factor[g] = static_cast<T>(f);
       res.value += f * (lambda_group * c * norm + lambda_l1 * buf[2 * g + 1]);
+      res.zero_groups += buf[2 * g + 1] == 0.0;  // only when thr == 0: a group of zeros stays one
     }
   }
   const T t1 = static_cast<T>(step * lambda_l1);

@@ -193,3 +193,48 @@ TEST_CASE("group per-element steps: through the regularizer (Adam-aware prox_ste
   CHECK_THROWS_WITH(r2.add_coupled("fc.rows", sr::coupled_group_lasso(0.1), {{"fc", 0}}),
                     Catch::Contains("'fc'") && Catch::Contains("per-element"));
 }
+
+TEMPLATE_TEST_CASE("group per-element steps: a group of zeros keeps its signed zeros, as the scalar prox does",
+                   "[group_element_steps]", float, double) {
+  using T = TestType;
+  // Rows 0 and 1 are zeros (some -0.0), row 2 ordinary values. A zero group is written u * 0,
+  // the scalar prox's pre(x) * 0: at zero steps (and at step 0 of the scalar prox) that is x.
+  const T z = T(-0.0);
+  std::vector<T> x = {z, T(0), z, z, z, z, T(0.5), T(-0.25), T(1)};
+  const std::vector<T> d(x.size(), T(0));
+  const sr::sparse_group_lasso p(0.3, 0.1, sr::groups::output_neurons());
+  std::vector<T> y(x.size()), s(x.size());
+  const auto r = sr::prox_per_element_steps(p, sr::view<const T>(x.data(), {3, 3}), sr::view<T>(y.data(), {3, 3}),
+                                            sr::view<const T>(d.data(), {3, 3}));
+  sr::prox(p, sr::view<const T>(x.data(), {3, 3}), sr::view<T>(s.data(), {3, 3}), 0.0);
+  CHECK(std::memcmp(y.data(), x.data(), 6 * sizeof(T)) == 0);
+  CHECK(std::memcmp(y.data(), s.data(), 6 * sizeof(T)) == 0);
+  CHECK(r.zero_groups == 2);
+  // The same through the regularizer at lr = 0.
+  std::vector<T> w = x;
+  sr::regularizer<T> reg;
+  reg.add_parameter("fc", sr::view<T>(w.data(), {3, 3}));
+  reg.add_penalty("fc", p);
+  reg.set_element_steps("fc", sr::view<const T>(d.data(), {3, 3}));
+  reg.prox_step(0.0);
+  CHECK(std::memcmp(w.data(), x.data(), 6 * sizeof(T)) == 0);
+}
+
+TEST_CASE("group per-element steps: lambda_group 0 is exact when ||u / d||^2 underflows") {
+  // Row 0 holds values of 1e-170: (u / d)^2 underflows to 0 for d = 1, which must not read as
+  // "the group is zero" when there is no group penalty at all.
+  const std::vector<double> x = {1e-170, -2e-170, 3e-170, 0.5, -0.25, 1.0};
+  const std::vector<double> d(x.size(), 1.0);
+  for (const auto& p : {sr::sparse_group_lasso(0.0, 0.0, sr::groups::output_neurons()),
+                        sr::sparse_group_lasso(0.0, 1e-300, sr::groups::output_neurons())}) {
+    std::vector<double> y(x.size());
+    const auto r = sr::prox_per_element_steps(p, sr::view<const double>(x.data(), {2, 3}),
+                                              sr::view<double>(y.data(), {2, 3}), sr::view<const double>(d.data(), {2, 3}));
+    CHECK(std::memcmp(y.data(), x.data(), x.size() * sizeof(double)) == 0);
+    CHECK(r.zero_groups == 0);
+  }
+  std::vector<double> y(x.size());
+  sr::prox_per_element_steps(sr::group_lasso(0.0, sr::groups::output_neurons()), sr::view<const double>(x.data(), {2, 3}),
+                             sr::view<double>(y.data(), {2, 3}), sr::view<const double>(d.data(), {2, 3}));
+  CHECK(std::memcmp(y.data(), x.data(), x.size() * sizeof(double)) == 0);
+}

@@ -5,6 +5,7 @@
 // explained once in tests/support/reference.hpp (prox_tolerance).
 #include <catch2/catch.hpp>
 
+#include <sparsereg/penalties/group_lasso.hpp>
 #include <sparsereg/penalties/sparse_group_lasso.hpp>
 #include <support/properties.hpp>
 #include <support/reference.hpp>
@@ -14,6 +15,7 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 using namespace sparsereg_test;
@@ -182,6 +184,43 @@ TEMPLATE_TEST_CASE("sparse_group_lasso prox: step 0, lambda 0 and in place are e
       CHECK(z.touched_padding() == 0);
     }
   }
+}
+
+TEMPLATE_TEST_CASE("sparse_group_lasso prox: step 0 and lambda 0 stay exact when a group's sum of squares underflows",
+                   "[sparse_group_lasso][prox]", float, double) {
+  using T = TestType;
+  // |x| <= 2.5e-25 (float) or 2.5e-170 (double): every x^2 underflows to 0, so every group's norm
+  // is 0 and only a threshold of exactly 0 tells "keep" from "zero". Every preset and layout, so
+  // every grouped path (runs, strided, explicit lists) decides through the same rule.
+  const T tiny = std::is_same_v<T, float> ? T(1e-25f) : T(1e-170);
+  const auto preset_index = static_cast<std::size_t>(GENERATE(range(0, 12)));
+  const auto lay = GENERATE(layout::contiguous, layout::padded, layout::reversed);
+  std::mt19937 rng(3100u + static_cast<unsigned>(preset_index));
+  auto w = make_weighted(preset_index, 0, rng);
+  CAPTURE(w.p.name, layout_name(lay));
+  tensor<T> x(w.p.shape, lay);
+  auto xv = random_grouped_values<T>(w.members, x.size(), rng);  // includes -0.0
+  for (auto& v : xv) v *= tiny;
+  x.assign(xv);
+  std::size_t zero_groups = 0;
+  for (const auto& m : w.members)
+    zero_groups += std::all_of(m.begin(), m.end(), [&](std::size_t f) { return xv[f] == T(0); });
+
+  const auto identity = [&](const auto& pen, double step) {
+    tensor<T> y(w.p.shape, lay);
+    const auto r = sparsereg::prox(pen, x.cview(), y.view(), step);
+    CHECK(bitwise_equal(y.values(), xv));
+    CHECK(r.zero_elements == zero_count(xv));
+    CHECK(r.zero_groups == zero_groups);  // groups of zeros are still reported as zero groups
+  };
+  identity(sparse_group_lasso(0.7, 0.3, w.grp), 0.0);
+  identity(sparse_group_lasso(0.0, 0.0, w.grp), 1.5);
+  identity(sparsereg::group_lasso(0.7, w.grp), 0.0);
+  identity(sparsereg::group_lasso(0.0, w.grp), 1.5);
+  // A positive threshold still zeroes them.
+  tensor<T> y(w.p.shape, lay);
+  const auto r = sparsereg::prox(sparse_group_lasso(1e-30, 0.0, w.grp), x.cview(), y.view(), 1.0);
+  CHECK(r.zero_groups == w.members.size());
 }
 
 TEST_CASE("sparse_group_lasso::mixed is lambda*(alpha*l1 + (1-alpha)*group)", "[sparse_group_lasso]") {

@@ -7,7 +7,6 @@
 // elements belongs to without any per-element division.
 #pragma once
 
-#include <algorithm>  // std::stable_sort
 #include <array>      // std::array
 #include <cstddef>    // std::size_t, std::ptrdiff_t
 #include <cstdint>    // std::uint8_t
@@ -61,9 +60,15 @@ plan make_plan(const view<A>& a, const view<B>& b, const view<C>& c, unsigned ma
   std::size_t n = 0;
   for (std::size_t i = 0; i < r; ++i)
     if (a.extent(i) != 1) order[n++] = i;
-  // Outermost = largest stride; ties keep the logical order (outer logical axis first).
-  std::stable_sort(order.begin(), order.begin() + n,
-                   [&](std::size_t x, std::size_t y) { return a.stride(x) > a.stride(y); });
+  // Outermost = largest stride; ties keep the logical order (outer logical axis first). An
+  // insertion sort: stable, and unlike std::stable_sort it never asks for a temporary buffer, so
+  // building a plan does not allocate (tests/detail/no_alloc_test.cpp); n <= max_rank = 8.
+  for (std::size_t k = 1; k < n; ++k) {
+    const std::size_t v = order[k];
+    std::size_t j = k;
+    for (; j > 0 && a.stride(v) > a.stride(order[j - 1]); --j) order[j] = order[j - 1];
+    order[j] = v;
+  }
 
   for (std::size_t k = 0; k < n; ++k) {
     const std::size_t i = order[k];

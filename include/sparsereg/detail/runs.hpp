@@ -10,13 +10,22 @@
 #include <array>    // std::array
 #include <cmath>    // std::fabs
 #include <cstddef>  // std::size_t, std::ptrdiff_t
-#include <vector>   // std::vector (the plan's key strides)
 
 #include "../view.hpp"
 #include "plan.hpp"
 
 namespace sparsereg {
 namespace detail {
+
+/// The first `n` entries of an array as a range, to build a view's shape or strides from it
+/// without a std::vector (view's constructors take any range with begin() and size()).
+template <class E>
+struct array_prefix {
+  const E* first;
+  std::size_t n;
+  const E* begin() const noexcept { return first; }
+  std::size_t size() const noexcept { return n; }
+};
 
 /// Calls f(pa, sa, pb, sb, key0, key_stride, n) for every run: n elements pa[j*sa], pb[j*sb]
 /// with key key0 + j*key_stride (key_stride = 0: the whole run has one key). Sequential, in the
@@ -31,9 +40,10 @@ void for_each_keyed_run(const view<A>& a, const view<B>& b, const std::array<std
     extents[i] = a.extent(i);
     kstrides[i] = static_cast<std::ptrdiff_t>(key_strides[i]);
   }
-  // The key "view" is never dereferenced: only its strides matter to the plan.
-  const view<const unsigned char> keys(&anchor, std::vector<std::size_t>(extents.begin(), extents.begin() + a.rank()),
-                                       std::vector<std::ptrdiff_t>(kstrides.begin(), kstrides.begin() + a.rank()));
+  // The key "view" is never dereferenced: only its strides matter to the plan. Built from the
+  // arrays themselves, so a call allocates nothing (tests/detail/no_alloc_test.cpp).
+  const view<const unsigned char> keys(&anchor, array_prefix<std::size_t>{extents.data(), a.rank()},
+                                       array_prefix<std::ptrdiff_t>{kstrides.data(), a.rank()});
   const plan p = make_plan(a, b, keys, 0u);
   const plan_axis& r = p.run();
   for_each_run(p, p.rank, 0, 0, [&](const run_position& pos) {

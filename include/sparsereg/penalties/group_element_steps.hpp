@@ -145,10 +145,12 @@ prox_result group_prox_element_steps(double lambda_group, double lambda_l1, cons
     const double norm = std::sqrt(st[g].uu);
     if (std::isnan(st[g].uu)) {
       state[g] = 4;
+    } else if (tau[g] == 0.0) {
+      // No group shrink (lambda_group 0, e.g. lr 0 in the regularizer): decided before the test
+      // below, which a group of tiny u (||u / d||^2 underflowing to 0) would otherwise fail.
+      state[g] = 3;
     } else if (!(st[g].scaled > tau[g] * tau[g])) {
       state[g] = 2;  // includes ||u|| = 0
-    } else if (tau[g] == 0.0) {
-      state[g] = 3;
     } else {
       hi[g] = norm;
       lo[g] = std::max(0.0, norm - st[g].dmax * tau[g]);
@@ -199,7 +201,7 @@ prox_result group_prox_element_steps(double lambda_group, double lambda_l1, cons
   grouped_pass(grp, y, d, fin, [&](T& yv, T dv, element_step_final& a, std::size_t g) {
     T z = yv;
     switch (state[g]) {
-      case 2: z = T(0); break;
+      case 2: z = z * T(0); break;  // the signed zero of the scalar prox's pre(x) * 0 (-0.0 stays)
       case 4: z = nan; break;
       case 3: break;
       default: z = static_cast<T>(static_cast<double>(z) * r[g] / (r[g] + static_cast<double>(dv) * tau[g]));

@@ -104,15 +104,18 @@ struct group_penalty_kernels {
       if (std::isnan(norm)) {
         d.factor = std::numeric_limits<T>::quiet_NaN();
         d.value = norm;
-      } else if (norm <= thr) {
+      } else if (thr > 0.0 && norm <= thr) {
         d.factor = T(0);
         d.zero_elements = n;
         d.zero_group = true;
       } else {
-        const double f = 1.0 - thr / norm;  // in (0, 1]; exactly 1 when thr == 0
+        // thr == 0 (step 0, lambda_group 0 or c_g 0) keeps factor 1 even when the sum of squares
+        // underflows to 0 (every |u| below about 1e-162 in double): step 0 stays the identity.
+        const double f = thr > 0.0 ? 1.0 - thr / norm : 1.0;  // in (0, 1]
         d.factor = static_cast<T>(f);
         d.value = f * (lambda_group * c * norm + lambda_l1 * abs_sum);
         d.zero_elements = zeros;
+        d.zero_group = zeros == n;  // only when thr == 0: a group of zeros stays one
       }
       return d;
     };
