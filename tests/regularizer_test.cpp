@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -447,4 +448,102 @@ TEST_CASE("regularizer: KL penalties are gradient penalties whose state is saved
   // A copy of the regularizer does not share the KL state with the original.
   sr::regularizer<double> copy = reg;
   CHECK(copy.save_state() == state);
+}
+
+TEST_CASE("regularizer: weights and gradients whose elements share memory are refused at binding") {
+  std::vector<float> w(12, 1.0f), g(12, 0.0f), cell(1, 2.0f);
+  sr::regularizer<float> reg;
+  CHECK_THROWS_MATCHES(reg.add_parameter("b", sr::view<float>(cell.data(), {4}, {0}), sr::view<float>(g.data(), {4})),
+                       std::invalid_argument,
+                       Catch::Matchers::Message("sparsereg::regularizer::add_parameter: weights of 'b' has strides "
+                                                "that make elements share memory (shape [4], strides [0]); an output "
+                                                "needs one address per element: sorted by stride, each axis of "
+                                                "extent > 1 must step past all the elements of the smaller ones"));
+  CHECK_THROWS_WITH(reg.add_parameter("b", sr::view<float>(cell.data(), {4}, {0})), Catch::Contains("weights of 'b'"));
+  CHECK_THROWS_WITH(reg.add_parameter("c", sr::view<float>(w.data(), {3, 3}),
+                                      sr::view<float>(g.data(), {3, 3}, {1, 1})),
+                    Catch::Contains("gradient of 'c'") && Catch::Contains("shape [3x3], strides [1, 1]"));
+  CHECK_THROWS_AS(reg.weights("b"), std::invalid_argument);  // nothing was registered
+  reg.add_parameter("w", sr::view<float>(w.data(), {3, 4}), sr::view<float>(g.data(), {3, 4}));
+  reg.add_penalty("w", sr::squared_l2(0.1));
+  CHECK_THROWS_WITH(reg.rebind("w", sr::view<float>(w.data(), {3, 4}), sr::view<float>(g.data(), {3, 4}, {0, 1})),
+                    Catch::Contains("rebind") && Catch::Contains("gradient of 'w'") &&
+                        Catch::Contains("strides [0, 1]"));
+  CHECK(reg.gradient("w").stride(0) == 4);  // unchanged
+}
+
+TEST_CASE("regularizer: weights and gradient interleaved in one buffer act as separate buffers") {
+  // [w | g] packed row-major: w = column 0, g = column 1 of a 10x2 buffer.
+  const auto w0 = random_vector<float>(10, 7);
+  std::vector<float> packed(20, 0.0f), w(w0), g(10, 0.0f);
+  for (std::size_t i = 0; i < 10; ++i) packed[2 * i] = w0[i];
+  sr::regularizer<float> sep, inter;
+  sep.add_parameter("p", sr::view<float>(w.data(), {10}), sr::view<float>(g.data(), {10}));
+  inter.add_parameter("p", sr::view<float>(packed.data(), {10}, {2}), sr::view<float>(packed.data() + 1, {10}, {2}));
+  for (auto* r : {&sep, &inter}) {
+    r->add_penalty("p", sr::squared_l2(0.3));
+    r->add_penalty("p", sr::l1(0.05));
+    r->add_gradients();
+    r->prox_step(0.5);
+  }
+  for (std::size_t i = 0; i < 10; ++i) {
+    CHECK(std::memcmp(&packed[2 * i], &w[i], sizeof(float)) == 0);
+    CHECK(std::memcmp(&packed[2 * i + 1], &g[i], sizeof(float)) == 0);
+  }
+}
+
+TEST_CASE("regularizer: a step that throws has modified nothing and names the penalty and parameter") {
+  // Parameter a is proxed (l1) before b, whose penalty fails: a must be unchanged, and a retry
+  // after the cause is removed must give exactly one prox of each.
+  std::vector<double> a{1, 2, 3}, b{1, 2, 3}, steps{1, -1, 1};
+  std::vector<double> ga(3, 0.0), gb(3, 0.0);
+  sr::regularizer<double> reg;
+  reg.add_parameter("a", sr::view<double>(a.data(), {3}), sr::view<double>(ga.data(), {3}));
+  reg.add_parameter("b", sr::view<double>(b.data(), {3}), sr::view<double>(gb.data(), {3}));
+  reg.add_penalty("a", sr::l1(1.0));
+  reg.add_penalty("a", sr::squared_l2(1.0));
+  bool fail = true;
+  const auto nan_until_fixed = sr::schedule::custom([&](std::size_t) { return fail ? std::nan("") : 1.0; });
+  reg.add_penalty("b", sr::l1(1.0), nan_until_fixed);
+  reg.add_penalty("b", sr::squared_l2(1.0), nan_until_fixed);
+  const auto before_a = a, before_ga = ga;
+  CHECK_THROWS_WITH(reg.prox_step(0.5), Catch::Contains("prox_step") && Catch::Contains("'b'") &&
+                                            Catch::Contains("l1") && Catch::Contains("nan"));
+  CHECK(bit_equal(a, before_a));
+  CHECK(reg.step() == 0);
+  CHECK_THROWS_WITH(reg.add_gradients(), Catch::Contains("add_gradients") && Catch::Contains("'b'"));
+  CHECK(bit_equal(ga, before_ga));
+  fail = false;
+  reg.prox_step(0.5);
+  CHECK(a == std::vector<double>{0.5, 1.5, 2.5});
+  CHECK(b == std::vector<double>{0.5, 1.5, 2.5});
+
+  // Per-element steps holding a negative value: checked before the first parameter is proxed.
+  sr::regularizer<double> reg2;
+  std::vector<double> c{1, 2, 3}, e{1, 2, 3};
+  reg2.add_parameter("c", sr::view<double>(c.data(), {3}));
+  reg2.add_parameter("e", sr::view<double>(e.data(), {3}));
+  reg2.add_penalty("c", sr::l1(1.0));
+  reg2.add_penalty("e", sr::l1(1.0));
+  reg2.set_element_steps("e", sr::view<const double>(steps.data(), {3}));
+  CHECK_THROWS_WITH(reg2.prox_step(0.5), Catch::Contains("'e'") && Catch::Contains("steps[1]"));
+  CHECK(c == std::vector<double>{1, 2, 3});
+  // Steps sharing memory with the weights are refused when they are set.
+  CHECK_THROWS_WITH(reg2.set_element_steps("c", sr::view<const double>(c.data(), {3})),
+                    Catch::Contains("set_element_steps") && Catch::Contains("steps of 'c'"));
+}
+
+TEST_CASE("regularizer: a KL penalty on group norms is checked against the parameter's shape") {
+  std::vector<float> w(6, 0.5f), g(6), w4(2 * 3 * 1 * 1, 0.5f), g4(6);
+  sr::regularizer<float> reg;
+  reg.add_parameter("fc", sr::view<float>(w.data(), {2, 3}), sr::view<float>(g.data(), {2, 3}));
+  CHECK_THROWS_WITH(reg.add_penalty("fc", sr::kl_to_target::on_group_norms(0.1, sr::groups::filters())),
+                    Catch::Contains("add_penalty") && Catch::Contains("fc") && Catch::Contains("rank"));
+  CHECK(reg.penalty_count() == 0);
+  reg.add_penalty("fc", sr::kl_to_target::on_group_norms(0.1, sr::groups::output_neurons()));
+  reg.add_parameter("conv", sr::view<float>(w4.data(), {2, 3, 1, 1}), sr::view<float>(g4.data(), {2, 3, 1, 1}));
+  reg.add_penalty("conv", sr::kl_to_target::on_group_norms(0.1, sr::groups::filters()));
+  CHECK_THROWS_WITH(reg.rebind("conv", sr::view<float>(w4.data(), {6}), sr::view<float>(g4.data(), {6})),
+                    Catch::Contains("rebind") && Catch::Contains("conv"));
+  CHECK(reg.weights("conv").rank() == 4);
 }

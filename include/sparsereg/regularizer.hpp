@@ -145,6 +145,10 @@ class penalty_holder {
   /// Throws std::invalid_argument (naming `where`) if the penalty does not fit the parameters.
   virtual void validate(const char* where, const slot_list<T>& s) const = 0;
   virtual double value(const slot_list<T>& s, double factor) const = 0;
+  /// Every check of add_gradient(s, factor) (gradient) or prox(s, step, factor) (prox) that does
+  /// not depend on the weights' values, without writing anything: the regularizer runs it for
+  /// all penalties of a step before the first one writes.
+  virtual void check_step(const char* where, const slot_list<T>& s, bool prox, double step, double factor) const = 0;
   virtual void add_gradient(const slot_list<T>& s, double factor) const = 0;
   /// In-place prox with step*factor (per-element steps when the slots carry them).
   virtual prox_result prox(const slot_list<T>& s, double step, double factor) const = 0;
@@ -160,6 +164,15 @@ template <class P, class = void>
 struct has_grouping_member : std::false_type {};
 template <class P>
 struct has_grouping_member<P, std::enable_if_t<std::is_same_v<std::decay_t<decltype(std::declval<const P&>().groups)>, grouping>>>
+    : std::true_type {};
+
+/// Penalties whose grouping is optional (kl_to_target::on_group_norms) expose it as
+/// `const grouping* group_structure() const` (nullptr when they have none).
+template <class P, class = void>
+struct has_group_structure : std::false_type {};
+template <class P>
+struct has_group_structure<
+    P, std::enable_if_t<std::is_same_v<decltype(std::declval<const P&>().group_structure()), const grouping*>>>
     : std::true_type {};
 
 template <class P, class = void>
@@ -265,8 +278,33 @@ class penalty_model final : public penalty_holder<T> {
   }
 
   void validate(const char* where, const slot_list<T>& s) const override {
-    if constexpr (has_grouping_member<P>::value) p_.groups.check(where, view<const T>(s[0]->weights));
-    else (void)where, (void)s;
+    if constexpr (has_grouping_member<P>::value) {
+      p_.groups.check(where, view<const T>(s[0]->weights));
+    } else if constexpr (has_group_structure<P>::value) {
+      if (const grouping* g = p_.group_structure()) g->check(where, view<const T>(s[0]->weights));
+    } else {
+      (void)where, (void)s;
+    }
+  }
+  void check_step(const char* where, const slot_list<T>& s, bool prox, double step, double factor) const override {
+    // p_.scaled(...) validates the scaled hyper-parameters (finite, >= 0) as the step will.
+    if (!prox) {
+      if (factor != 1.0 && factor != 0.0) (void)p_.scaled(factor);
+      return;
+    }
+    const parameter_slot<T>& slot = *s[0];
+    if (slot.steps.empty()) {
+      if (factor != 1.0) (void)p_.scaled(factor);
+      return;
+    }
+    if constexpr (P::has_prox && (P::separable || has_group_element_steps<P, T>::value)) {
+      (void)p_.scaled(step * factor);
+      require_valid_steps(where, slot.steps);
+      require_disjoint(where, "weights", view<const T>(slot.weights), "steps", slot.steps);
+    } else {
+      throw_argument(where, "parameter '" + slot.name + "' has per-element steps but " + kind() +
+                                " has no per-element-step prox");
+    }
   }
   double value(const slot_list<T>& s, double factor) const override {
     const view<const T> w = s[0]->weights;
@@ -337,6 +375,13 @@ class coupled_model final : public penalty_holder<T> {
   void validate(const char* where, const slot_list<T>& s) const override { p_.check(where, parts(s)); }
   double value(const slot_list<T>& s, double factor) const override {
     return factor == 1.0 ? p_.value(parts(s)) : p_.scaled(factor).value(parts(s));
+  }
+  void check_step(const char* where, const slot_list<T>& s, bool prox, double, double factor) const override {
+    if (!prox) throw_argument(where, "coupled_sparse_group_lasso has no gradient");
+    for (const auto* p : s)
+      if (!p->steps.empty())
+        throw_argument(where, "parameter '" + p->name + "' has per-element steps, which coupled groups do not support");
+    if (factor != 1.0) (void)p_.scaled(factor);
   }
   void add_gradient(const slot_list<T>&, double) const override {
     throw_argument("regularizer::add_gradients", "coupled_sparse_group_lasso has no gradient");
@@ -448,7 +493,8 @@ class regularizer {
   }
 
   /// Registers a parameter. `gradient` may be empty when only prox penalties will be attached;
-  /// otherwise it must have the weights' shape and must not overlap them.
+  /// otherwise it must have the weights' shape and must not overlap them. Both are written, so
+  /// neither may have elements that share memory (a stride 0; see docs/views.md).
   void add_parameter(const std::string& name, view<T> weights, view<T> gradient = {}) {
     const char* where = "regularizer::add_parameter";
     if (name.empty()) detail::throw_argument(where, "name must not be empty");
@@ -476,6 +522,8 @@ class regularizer {
       detail::throw_argument(where, "steps for '" + name + "' have shape " + detail::shape_text(steps) +
                                         " but the weights have shape " + detail::shape_text(p.weights));
     if (!steps.empty()) {
+      detail::require_disjoint(where, ("weights of '" + name + "'").c_str(), view<const T>(p.weights),
+                               ("steps of '" + name + "'").c_str(), steps);
       for (const auto& e : entries_)
         if (e.mode == apply_as::prox && e.touches(p_index(name)) && !e.holder->has_element_steps())
           detail::throw_argument(where, "penalty '" + e.label + "' on '" + name + "' has no per-element-step prox");
@@ -643,6 +691,9 @@ class regularizer {
       if (!b.steps.empty() && !detail::same_shape(b.weights, b.steps))
         detail::throw_argument(where, "steps for '" + b.name + "' have shape " + detail::shape_text(b.steps) +
                                           " but the weights have shape " + detail::shape_text(b.weights));
+      if (!b.steps.empty())
+        detail::require_disjoint(where, ("weights of '" + b.name + "'").c_str(), view<const T>(b.weights),
+                                 ("steps of '" + b.name + "'").c_str(), b.steps);
     }
     const std::vector<detail::parameter_slot<T>> saved = params_;
     for (std::size_t k = 0; k < list.size(); ++k) {
@@ -828,24 +879,49 @@ class regularizer {
                                           "() for all parameters at once");
     return i;
   }
+  /// Phase 1 of a step: the schedule factor of every penalty applied in `mode` to parameter
+  /// `only` (all_parameters: every one) into factors_, and every check that does not depend on
+  /// the weights' values (check_step), before anything is written; so a step that throws here
+  /// has modified nothing. What can still throw in phase 2 depends on the values themselves (a
+  /// KL penalty's first use on an all-zero tensor with a relative target scale). factors_ keeps
+  /// its capacity, so steady-state steps do not allocate.
+  void prepare_step(const char* where, std::size_t only, apply_as mode, double lr) {
+    factors_.clear();
+    for (const auto& e : entries_) {
+      if (e.mode != mode || (only != all_parameters && !e.touches(only))) continue;
+      const auto& s = slots_of(e);
+      if (mode == apply_as::gradient)
+        for (const auto* p : s)
+          if (p->gradient.empty())
+            detail::throw_argument(where, "penalty '" + e.label + "' needs a gradient but parameter '" + p->name +
+                                              "' has none");
+      try {
+        const double f = e.sched(step_);
+        e.holder->check_step(mode == apply_as::prox ? "prox" : "add_gradient", s, mode == apply_as::prox, lr, f);
+        factors_.push_back(f);
+      } catch (const std::invalid_argument& err) {
+        detail::throw_argument(where, "penalty '" + e.label + "' on '" + target_names(e) + "' at step " +
+                                          std::to_string(step_) + ": " + err.what());
+      }
+    }
+  }
   /// Gradient penalties of parameter `only` (all_parameters: every one).
   void add_gradients_of(std::size_t only) {
+    prepare_step("regularizer::add_gradients", only, apply_as::gradient, 0.0);
+    std::size_t k = 0;
     for (const auto& e : entries_) {
       if (e.mode != apply_as::gradient || (only != all_parameters && !e.touches(only))) continue;
-      const auto& s = slots_of(e);
-      for (const auto* p : s)
-        if (p->gradient.empty())
-          detail::throw_argument("regularizer::add_gradients",
-                                 "penalty '" + e.label + "' needs a gradient but parameter '" + p->name + "' has none");
-      e.holder->add_gradient(s, e.sched(step_));
+      e.holder->add_gradient(slots_of(e), factors_[k++]);
     }
   }
   /// Prox penalties of parameter `only` (all_parameters: every one), at the current step.
   void prox_of(const char* where, std::size_t only, double lr) {
     detail::require_nonnegative(where, "lr", lr);
+    prepare_step(where, only, apply_as::prox, lr);
+    std::size_t k = 0;
     for (auto& e : entries_) {
       if (e.mode != apply_as::prox || (only != all_parameters && !e.touches(only))) continue;
-      e.last = e.holder->prox(slots_of(e), lr, e.sched(step_));
+      e.last = e.holder->prox(slots_of(e), lr, factors_[k++]);
     }
   }
 
@@ -889,8 +965,12 @@ class regularizer {
     entries_.push_back(std::move(e));
   }
 
+  /// The weights (written by prox penalties) and the gradient (written by add_gradients) are
+  /// outputs: neither may have elements sharing memory, and they must share no element.
   void check_gradient(const char* where, const std::string& name, const view<T>& w, const view<T>& g) const {
+    detail::require_no_self_overlap(where, ("weights of '" + name + "'").c_str(), w);
     if (g.empty()) return;
+    detail::require_no_self_overlap(where, ("gradient of '" + name + "'").c_str(), g);
     if (!detail::same_shape(w, g))
       detail::throw_argument(where, "gradient of '" + name + "' has shape " + detail::shape_text(g) +
                                         " but the weights have shape " + detail::shape_text(w));
@@ -902,6 +982,7 @@ class regularizer {
   std::vector<detail::parameter_slot<T>> params_;
   std::map<std::string, std::size_t> index_;
   std::vector<entry> entries_;
+  std::vector<double> factors_;  // prepare_step's schedule factors, in entry order
   std::size_t step_ = 0;
 };
 

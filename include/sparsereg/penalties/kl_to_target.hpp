@@ -395,6 +395,9 @@ class kl_to_target {
   const kl_support& support() const noexcept { return support_; }
   double epsilon() const noexcept { return epsilon_; }
   bool on_groups() const noexcept { return groups_.has_value(); }
+  /// The grouping whose norms P is estimated on (nullptr on individual weights): what the
+  /// regularizer checks against a parameter's shape when the penalty is attached or rebound.
+  const grouping* group_structure() const noexcept { return groups_ ? &*groups_ : nullptr; }
 
   /// Reference scale the relative target scales multiply (NaN until resolved; 1 for absolute).
   double reference_scale() const noexcept {
