@@ -238,3 +238,18 @@ TEST_CASE("group per-element steps: lambda_group 0 is exact when ||u / d||^2 und
                              sr::view<double>(y.data(), {2, 3}), sr::view<const double>(d.data(), {2, 3}));
   CHECK(std::memcmp(y.data(), x.data(), x.size() * sizeof(double)) == 0);
 }
+
+TEST_CASE("group per-element steps: a group whose steps are all 0 is kept bit for bit, even of tiny values") {
+  // Row 0: values of 1e-170 (||u||^2 underflows to 0) with every step 0; row 1 ordinary values
+  // and steps, which must be proxed as before.
+  const std::vector<double> x = {1e-170, -2e-170, 3e-170, 0.5, -0.25, 1.0};
+  const std::vector<double> d = {0.0, 0.0, 0.0, 1.0, 1.0, 1.0};
+  const auto p = sr::sparse_group_lasso(0.1, 0.01, sr::groups::output_neurons());
+  std::vector<double> y(x.size()), ref(3);
+  const auto r = sr::prox_per_element_steps(p, sr::view<const double>(x.data(), {2, 3}),
+                                            sr::view<double>(y.data(), {2, 3}), sr::view<const double>(d.data(), {2, 3}));
+  CHECK(std::memcmp(y.data(), x.data(), 3 * sizeof(double)) == 0);
+  sr::prox(p, sr::view<const double>(x.data() + 3, {1, 3}), sr::view<double>(ref.data(), {1, 3}), 1.0);
+  for (std::size_t i = 0; i < 3; ++i) CHECK(y[3 + i] == Approx(ref[i]).epsilon(1e-12));
+  CHECK(r.zero_groups == 0);
+}

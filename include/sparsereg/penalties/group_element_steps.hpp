@@ -149,6 +149,10 @@ prox_result group_prox_element_steps(double lambda_group, double lambda_l1, cons
       // No group shrink (lambda_group 0, e.g. lr 0 in the regularizer): decided before the test
       // below, which a group of tiny u (||u / d||^2 underflowing to 0) would otherwise fail.
       state[g] = 3;
+    } else if (st[g].dmax == 0.0) {
+      // Every step of the group is 0: the prox is the identity there. Decided here because the
+      // root search below divides by r + d_i tau, which is 0/0 when ||u|| underflows to 0.
+      state[g] = 3;
     } else if (!(st[g].scaled > tau[g] * tau[g])) {
       state[g] = 2;  // includes ||u|| = 0
     } else {
