@@ -188,7 +188,8 @@ inline void gather_param(const std::vector<float>& src, const std::vector<std::s
     n *= out_shape[a];
   }
   dst.assign(n, 0.f);
-  sparsereg::gather_block(sparsereg::view<const float>(src.data(), shape), axes, sparsereg::view<float>(dst.data(), out_shape));
+  sparsereg::gather_block(sparsereg::view<const float>(src.data(), shape), axes,
+                          sparsereg::view<float>(dst.data(), out_shape));
 }
 }  // namespace detail
 

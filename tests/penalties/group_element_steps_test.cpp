@@ -229,13 +229,15 @@ TEST_CASE("group per-element steps: lambda_group 0 is exact when ||u / d||^2 und
                         sr::sparse_group_lasso(0.0, 1e-300, sr::groups::output_neurons())}) {
     std::vector<double> y(x.size());
     const auto r = sr::prox_per_element_steps(p, sr::view<const double>(x.data(), {2, 3}),
-                                              sr::view<double>(y.data(), {2, 3}), sr::view<const double>(d.data(), {2, 3}));
+                                              sr::view<double>(y.data(), {2, 3}),
+                                              sr::view<const double>(d.data(), {2, 3}));
     CHECK(std::memcmp(y.data(), x.data(), x.size() * sizeof(double)) == 0);
     CHECK(r.zero_groups == 0);
   }
   std::vector<double> y(x.size());
-  sr::prox_per_element_steps(sr::group_lasso(0.0, sr::groups::output_neurons()), sr::view<const double>(x.data(), {2, 3}),
-                             sr::view<double>(y.data(), {2, 3}), sr::view<const double>(d.data(), {2, 3}));
+  sr::prox_per_element_steps(sr::group_lasso(0.0, sr::groups::output_neurons()),
+                             sr::view<const double>(x.data(), {2, 3}), sr::view<double>(y.data(), {2, 3}),
+                             sr::view<const double>(d.data(), {2, 3}));
   CHECK(std::memcmp(y.data(), x.data(), x.size() * sizeof(double)) == 0);
 }
 
@@ -247,7 +249,8 @@ TEST_CASE("group per-element steps: a group whose steps are all 0 is kept bit fo
   const auto p = sr::sparse_group_lasso(0.1, 0.01, sr::groups::output_neurons());
   std::vector<double> y(x.size()), ref(3);
   const auto r = sr::prox_per_element_steps(p, sr::view<const double>(x.data(), {2, 3}),
-                                            sr::view<double>(y.data(), {2, 3}), sr::view<const double>(d.data(), {2, 3}));
+                                            sr::view<double>(y.data(), {2, 3}),
+                                            sr::view<const double>(d.data(), {2, 3}));
   CHECK(std::memcmp(y.data(), x.data(), 3 * sizeof(double)) == 0);
   sr::prox(p, sr::view<const double>(x.data() + 3, {1, 3}), sr::view<double>(ref.data(), {1, 3}), 1.0);
   for (std::size_t i = 0; i < 3; ++i) CHECK(y[3 + i] == Approx(ref[i]).epsilon(1e-12));
