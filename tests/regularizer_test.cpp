@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <stdexcept>
 #include <vector>
@@ -258,6 +259,66 @@ TEMPLATE_TEST_CASE("regularizer: per-element steps match the direct per-element 
            sr::view<const T>(d.data(), {30}));
   CHECK(bit_equal(w, wd));
   CHECK_THROWS_WITH(reg.set_element_steps("w", sr::view<const T>(d.data(), {5, 6})), Catch::Contains("shape"));
+}
+
+TEMPLATE_TEST_CASE("regularizer: per-element steps of every penalty with such a prox match its direct prox, and a bad "
+                   "step is refused before any write",
+                   "[regularizer]", float, double) {
+  // prox_step checks the steps once for all parameters and then runs each prox on them without
+  // checking them again; the result must be the public (checking) entry's, bit for bit.
+  using T = TestType;
+  const std::vector<std::size_t> shape{6, 5};
+  const std::size_t n = 30;
+  std::vector<T> d(n);
+  std::mt19937 rng(31);
+  std::uniform_real_distribution<double> u(0.1, 3.0);
+  for (auto& s : d) s = static_cast<T>(u(rng));
+  d[7] = T(0);  // a zero step: that element is left as it is
+  const sr::view<const T> vd(d.data(), shape);
+  const double step = 0.3, factor = 0.5;
+  std::size_t compared = 0;
+  const auto check = [&](const auto& penalty, auto direct) {
+    auto w = random_vector<T>(n, 32, 0.5), wd = w;
+    sr::regularizer<T> reg;
+    reg.add_parameter("w", sr::view<T>(w.data(), shape));
+    sr::penalty_options as_prox;
+    as_prox.mode = sr::apply_as::prox;  // squared_l2 would default to a gradient
+    reg.add_penalty("w", penalty, sr::schedule::constant(factor), as_prox);
+    reg.set_element_steps("w", vd);
+    reg.prox_step(step);
+    direct(penalty.scaled(step * factor), sr::view<const T>(wd.data(), shape), sr::view<T>(wd.data(), shape));
+    CHECK(bit_equal(w, wd));
+    CHECK(w != random_vector<T>(n, 32, 0.5));  // the prox did something
+    ++compared;
+  };
+  const auto separable = [&](const auto& p, const sr::view<const T>& x, const sr::view<T>& y) {
+    sr::prox(p, x, y, vd);
+  };
+  const auto grouped = [&](const auto& p, const sr::view<const T>& x, const sr::view<T>& y) {
+    sr::prox_per_element_steps(p, x, y, vd);
+  };
+  check(sr::l1(0.2), separable);
+  check(sr::squared_l2(0.7), separable);
+  check(sr::hard_threshold(0.05), separable);
+  check(sr::sparse_group_lasso(0.3, 0.1, sr::groups::output_neurons()), grouped);
+  check(sr::group_lasso(0.4, sr::groups::input_neurons()), grouped);
+  CHECK(compared == 5);
+
+  // A NaN step for a group penalty: refused by prox_step, naming the parameter and the element,
+  // before the first parameter is written.
+  auto a = random_vector<T>(n, 33, 0.5), b = random_vector<T>(n, 34, 0.5);
+  const auto a0 = a, b0 = b;
+  auto bad = d;
+  bad[11] = std::numeric_limits<T>::quiet_NaN();
+  sr::regularizer<T> reg;
+  reg.add_parameter("a", sr::view<T>(a.data(), shape));
+  reg.add_parameter("b", sr::view<T>(b.data(), shape));
+  reg.add_penalty("a", sr::sparse_group_lasso(0.3, 0.1, sr::groups::output_neurons()));
+  reg.add_penalty("b", sr::sparse_group_lasso(0.3, 0.1, sr::groups::output_neurons()));
+  reg.set_element_steps("b", sr::view<const T>(bad.data(), shape));
+  CHECK_THROWS_WITH(reg.prox_step(step), Catch::Contains("'b'") && Catch::Contains("steps[11]"));
+  CHECK(bit_equal(a, a0));
+  CHECK(bit_equal(b, b0));
 }
 
 TEST_CASE("regularizer: errors name the parameter") {

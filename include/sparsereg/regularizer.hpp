@@ -328,11 +328,13 @@ class penalty_model final : public penalty_holder<T> {
         return factor == 1.0 ? sparsereg::prox(p_, x, slot.weights, step)
                              : sparsereg::prox(p_.scaled(factor), x, slot.weights, step);
       // prox_{D, f R} with D = step * diag(d) equals prox_{diag(d), (step f) R}: fold step into lambda.
+      // check_step has validated the steps (and registration their shape and memory) for this
+      // step, so the prox does not read them once more to check them.
       const P scaled = p_.scaled(step * factor);
       if constexpr (P::separable) {
-        return sparsereg::prox(scaled, x, slot.weights, slot.steps);
+        return scaled.prox_of(x, slot.weights, slot.steps, detail::steps_already_checked);
       } else if constexpr (has_group_element_steps<P, T>::value) {
-        return prox_per_element_steps(scaled, x, slot.weights, slot.steps);
+        return detail::prox_per_element_steps_checked_by_caller(scaled, x, slot.weights, slot.steps);
       } else {
         throw_argument("regularizer::prox_step", "parameter '" + slot.name + "' has per-element steps but " + kind() +
                                                      " has no per-element-step prox");

@@ -10,10 +10,12 @@
 #include <sparsereg/penalties/sparse_group_lasso.hpp>
 #include <sparsereg/penalties/squared_l2.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 using Catch::Matchers::Contains;
@@ -190,6 +192,38 @@ TEMPLATE_TEST_CASE("per-element steps with a bad entry name its row-major index 
     REQUIRE_THROWS_WITH(sparsereg::prox(sparsereg::l1(0.1), xv, yv, sv), Contains("steps[1]") && Contains("-2"));
   }
   CHECK(y == std::vector<T>(12, T(42)));
+}
+
+TEMPLATE_TEST_CASE("a bad step anywhere in a long contiguous or strided steps tensor is found; edge values pass",
+                   "[errors][steps]", float, double) {
+  // The check reads the steps as vectors (unit stride) or one by one (strided): a bad entry in
+  // the middle of a vector block, in the tail, or at element 0 must be found either way; -0.0,
+  // 0, the smallest denormal and the largest finite value are valid steps.
+  using T = TestType;
+  const std::size_t n = 1003;
+  const T edge[] = {T(-0.0), T(0), std::numeric_limits<T>::denorm_min(), std::numeric_limits<T>::max()};
+  for (const std::ptrdiff_t stride : {std::ptrdiff_t(1), std::ptrdiff_t(2)}) {
+    CAPTURE(stride);
+    std::vector<T> x(n, T(1)), y(n, T(42)), s(n * static_cast<std::size_t>(stride), T(0.5));
+    for (std::size_t i = 0; i < n; ++i) s[i * static_cast<std::size_t>(stride)] = edge[i % 4];
+    const view<const T> xv(x.data(), {n});
+    const view<T> yv(y.data(), {n});
+    const view<const T> sv(s.data(), {n}, {stride});
+    CHECK_NOTHROW(sparsereg::prox(sparsereg::l1(0.1), xv, yv, sv));
+    for (const std::size_t at : {std::size_t(0), std::size_t(517), n - 1}) {
+      for (const T bad : {T(-1), -std::numeric_limits<T>::denorm_min(), std::numeric_limits<T>::quiet_NaN(),
+                          std::numeric_limits<T>::infinity()}) {
+        CAPTURE(at, bad);
+        std::fill(y.begin(), y.end(), T(42));
+        const T keep = s[at * static_cast<std::size_t>(stride)];
+        s[at * static_cast<std::size_t>(stride)] = bad;
+        CHECK_THROWS_WITH(sparsereg::prox(sparsereg::l1(0.1), xv, yv, sv),
+                          Contains("steps[" + std::to_string(at) + "]"));
+        CHECK(y == std::vector<T>(n, T(42)));
+        s[at * static_cast<std::size_t>(stride)] = keep;
+      }
+    }
+  }
 }
 
 TEST_CASE("partial overlaps between x, y, g and steps are rejected", "[errors][alias]") {

@@ -347,6 +347,14 @@ inline decltype(auto) with_unit_strides(std::ptrdiff_t a, std::ptrdiff_t b, F&& 
   return f(a, b);
 }
 
+/// with_unit_strides for three strides (weights, output, per-element steps).
+template <class F>
+inline decltype(auto) with_unit_strides(std::ptrdiff_t a, std::ptrdiff_t b, std::ptrdiff_t c, F&& f) {
+  using unit = std::integral_constant<std::ptrdiff_t, 1>;
+  if (a == 1 && b == 1 && c == 1) return f(unit{}, unit{}, unit{});
+  return f(a, b, c);
+}
+
 /// Soft threshold written for SIMD: the same value as soft_threshold(x, t) for t > 0 (for t = 0
 /// the caller uses the identity, which soft_threshold also is), but |x| as std::fabs, a bit
 /// operation, where soft_threshold's (x < 0 ? -x : x) keeps -0.0 and so compiles to a blend chain
@@ -1415,16 +1423,30 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
   return sum_blocks(parts, nbg);
 }
 
+/// Passed to a per-element-step prox whose caller has already run require_valid_steps on the
+/// same steps (the regularizer checks every parameter before its first write): the prox then
+/// skips that full read of the steps.
+struct steps_already_checked_t {
+  explicit constexpr steps_already_checked_t() = default;
+};
+inline constexpr steps_already_checked_t steps_already_checked{};
+
 /// Throws std::invalid_argument naming the first per-element step that is negative, NaN or infinite.
 template <class T>
 void require_valid_steps(const char* where, const view<const T>& steps) {
   const auto bad = elementwise_sweep(steps, steps, steps, [](const T* s, std::ptrdiff_t ss, const T*, std::ptrdiff_t,
                                                               const T*, std::ptrdiff_t, std::size_t n) {
     sweep_totals t;
-    for (std::size_t i = 0; i < n; ++i) {
-      const T v = s[static_cast<std::ptrdiff_t>(i) * ss];
-      t.zero_elements += !(v >= T(0) && v <= std::numeric_limits<T>::max());
-    }
+    with_unit_strides(ss, 1, [&](auto su, auto) {
+      // Any element flagged is enough (the slow search below names it); written without && so
+      // the loop is a vector compare and or.
+      std::uint32_t good = 1;
+      for (std::size_t i = 0; i < n; ++i) {
+        const T v = s[static_cast<std::ptrdiff_t>(i) * su];
+        good &= static_cast<std::uint32_t>(v >= T(0)) & static_cast<std::uint32_t>(v <= std::numeric_limits<T>::max());
+      }
+      t.zero_elements = 1 - good;
+    });
     return t;
   });
   if (bad.zero_elements == 0) return;

@@ -108,11 +108,11 @@ struct element_step_final {
   std::size_t zeros = 0;
 };
 
+/// The prox itself. The caller has checked everything: x, y and d of one shape, y equal to x or
+/// disjoint from it, d disjoint from y, grp valid for x's shape, every d_i finite and >= 0.
 template <class T>
 prox_result group_prox_element_steps(double lambda_group, double lambda_l1, const grouping& grp, const view<const T>& x,
-                                     const view<T>& y, const view<const T>& d) {
-  grp.check("prox_per_element_steps", x);
-  require_valid_steps("prox_per_element_steps", d);
+                                     const view<T>& y, const view<const T>& d, steps_already_checked_t) {
   if (x.size() == 0) return {};
   // Pass 1: u = soft_threshold(x, d * lambda_1), written to y (y may alias x).
   const T l1 = static_cast<T>(lambda_l1);
@@ -239,7 +239,22 @@ prox_result group_prox_element_steps_checked(double lambda_group, double lambda_
   require_same_shape("prox_per_element_steps", "x", vx, "steps", vs);
   require_alias_or_disjoint("prox_per_element_steps", vx, vy);
   require_disjoint("prox_per_element_steps", "y", vy, "steps", vs);
-  return group_prox_element_steps<T>(lambda_group, lambda_l1, grp, vx, view<T>(vy), vs);
+  grp.check("prox_per_element_steps", vx);
+  require_valid_steps("prox_per_element_steps", vs);
+  return group_prox_element_steps<T>(lambda_group, lambda_l1, grp, vx, view<T>(vy), vs, steps_already_checked);
+}
+
+/// prox_per_element_steps for a caller that has made every check of group_prox_element_steps
+/// (the regularizer, at registration and in its pre-step check).
+template <class T>
+prox_result prox_per_element_steps_checked_by_caller(const sparse_group_lasso& p, const view<const T>& x,
+                                                     const view<T>& y, const view<const T>& d) {
+  return group_prox_element_steps<T>(p.lambda_group, p.lambda_l1, p.groups, x, y, d, steps_already_checked);
+}
+template <class T>
+prox_result prox_per_element_steps_checked_by_caller(const group_lasso& p, const view<const T>& x, const view<T>& y,
+                                                     const view<const T>& d) {
+  return group_prox_element_steps<T>(p.lambda, 0.0, p.groups, x, y, d, steps_already_checked);
 }
 
 }  // namespace detail

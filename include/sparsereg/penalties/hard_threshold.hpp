@@ -62,18 +62,25 @@ struct hard_threshold {
   template <class T>
   prox_result prox_of(const view<const T>& x, const view<T>& y, const view<const T>& steps) const {
     detail::require_valid_steps("prox", steps);
+    return prox_of(x, y, steps, detail::steps_already_checked);
+  }
+  template <class T>
+  prox_result prox_of(const view<const T>& x, const view<T>& y, const view<const T>& steps,
+                      detail::steps_already_checked_t) const {
     const double lam2 = 2.0 * lambda;
     return finish(detail::elementwise_sweep(x, y, steps, [lam2](const T* xp, std::ptrdiff_t sx, T* yp, std::ptrdiff_t sy,
                                                                 const T* sp, std::ptrdiff_t ss, std::size_t n) {
       detail::sweep_totals s;
-      for (std::size_t i = 0; i < n; ++i) {
-        const auto k = static_cast<std::ptrdiff_t>(i);
-        const T v = xp[k * sx];
-        const T thr = static_cast<T>(std::sqrt(lam2 * static_cast<double>(sp[k * ss])));
-        const T out = (v < T(0) ? -v : v) <= thr && v != T(0) ? T(0) : v;
-        yp[k * sy] = out;
-        s.zero_elements += (out == T(0));
-      }
+      detail::with_unit_strides(sx, sy, ss, [&](auto sxu, auto syu, auto ssu) {
+        for (std::size_t i = 0; i < n; ++i) {
+          const auto k = static_cast<std::ptrdiff_t>(i);
+          const T v = xp[k * sxu];
+          const T thr = static_cast<T>(std::sqrt(lam2 * static_cast<double>(sp[k * ssu])));
+          const T out = (v < T(0) ? -v : v) <= thr && v != T(0) ? T(0) : v;
+          yp[k * syu] = out;
+          s.zero_elements += (out == T(0));
+        }
+      });
       s.groups = n;
       return s;
     }));

@@ -95,19 +95,35 @@ struct l1 {
   template <class T>
   prox_result prox_of(const view<const T>& x, const view<T>& y, const view<const T>& steps) const {
     detail::require_valid_steps("prox", steps);
+    return prox_of(x, y, steps, detail::steps_already_checked);
+  }
+  template <class T>
+  prox_result prox_of(const view<const T>& x, const view<T>& y, const view<const T>& steps,
+                      detail::steps_already_checked_t) const {
     // The threshold is rounded from step_i*lambda in double, exactly as the scalar-step prox does,
-    // so equal per-element steps give bit-identical results (T(s)*T(lambda) would round twice).
+    // so equal per-element steps give bit-identical results (T(s)*T(lambda) would round twice);
+    // a zero threshold is the identity (as soft_threshold, which keeps -0.0), a positive one the
+    // SIMD form. Unit strides as compile-time constants, zeros counted in 32-bit lanes: the loop
+    // vectorizes.
     const double lam = lambda;
     const auto r = detail::elementwise_sweep(x, y, steps, [lam](const T* xp, std::ptrdiff_t sx, T* yp, std::ptrdiff_t sy,
                                                                 const T* sp, std::ptrdiff_t ss, std::size_t n) {
       detail::sweep_totals s;
-      s.value = detail::lane_sum(n, [&](std::size_t i) {
-        const auto k = static_cast<std::ptrdiff_t>(i);
-        const T v = detail::soft_threshold(xp[k * sx], static_cast<T>(static_cast<double>(sp[k * ss]) * lam));
-        yp[k * sy] = v;
-        s.zero_elements += (v == T(0));
-        return static_cast<double>(v < T(0) ? -v : v);
+      std::size_t zeros = 0;
+      s.value = detail::with_unit_strides(sx, sy, ss, [&](auto sxu, auto syu, auto ssu) {
+        return detail::lane_sum_zeros<T>(
+            n,
+            [&](std::size_t i) {
+              const auto k = static_cast<std::ptrdiff_t>(i);
+              const T v = xp[k * sxu];
+              const T t = static_cast<T>(static_cast<double>(sp[k * ssu]) * lam);
+              const T out = t == T(0) ? v : detail::soft_threshold_positive(v, t);
+              yp[k * syu] = out;
+              return out;
+            },
+            [](T v) { return static_cast<double>(std::fabs(v)); }, zeros);
       });
+      s.zero_elements = zeros;
       return s;
     });
     return {lambda * r.value, r.zero_elements, 0, 0};

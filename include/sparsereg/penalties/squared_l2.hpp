@@ -78,19 +78,30 @@ struct squared_l2 {
   template <class T>
   prox_result prox_of(const view<const T>& x, const view<T>& y, const view<const T>& steps) const {
     detail::require_valid_steps("prox", steps);
+    return prox_of(x, y, steps, detail::steps_already_checked);
+  }
+  template <class T>
+  prox_result prox_of(const view<const T>& x, const view<T>& y, const view<const T>& steps,
+                      detail::steps_already_checked_t) const {
     // Same rounding as the scalar-step prox (factor 1/(1 + step_i*lambda) formed in double, then
     // one multiply in T), so equal per-element steps give bit-identical results.
     const double lam = lambda;
     return finish(detail::elementwise_sweep(x, y, steps, [lam](const T* xp, std::ptrdiff_t sx, T* yp, std::ptrdiff_t sy,
                                                                const T* sp, std::ptrdiff_t ss, std::size_t n) {
       detail::sweep_totals s;
-      s.value = detail::lane_sum(n, [&](std::size_t i) {
-        const auto k = static_cast<std::ptrdiff_t>(i);
-        const T v = xp[k * sx] * static_cast<T>(1.0 / (1.0 + static_cast<double>(sp[k * ss]) * lam));
-        yp[k * sy] = v;
-        s.zero_elements += (v == T(0));
-        return static_cast<double>(v) * static_cast<double>(v);
+      std::size_t zeros = 0;
+      s.value = detail::with_unit_strides(sx, sy, ss, [&](auto sxu, auto syu, auto ssu) {
+        return detail::lane_sum_zeros<T>(
+            n,
+            [&](std::size_t i) {
+              const auto k = static_cast<std::ptrdiff_t>(i);
+              const T v = xp[k * sxu] * static_cast<T>(1.0 / (1.0 + static_cast<double>(sp[k * ssu]) * lam));
+              yp[k * syu] = v;
+              return v;
+            },
+            [](T v) { return static_cast<double>(v) * static_cast<double>(v); }, zeros);
       });
+      s.zero_elements = zeros;
       return s;
     }));
   }
