@@ -21,29 +21,17 @@ const char* name_of(steps_op op) {
   }
 }
 
-/// The steps and the two multiplier arrays of the ceiling, per shape, allocated once.
-struct steps_data {
-  bench::buffer steps, up, down;
-  explicit steps_data(std::size_t n) : steps(n), up(n), down(n) {
-    for (std::size_t i = 0; i < n; ++i) {
-      // Steps in [0.5e-6, 1.5e-6]: repeated in-place proxes leave the data essentially unchanged.
-      steps.get()[i] = 1e-6f * (1.0f + 0.5f * (static_cast<float>((i * 2654435761u) % 1001) / 500.0f - 1.0f));
-      up.get()[i] = 2.0f;
-      down.get()[i] = 0.5f;
-    }
-  }
-};
-
-steps_data& steps_of(const bench::shape_case& s) {
-  static std::map<std::string, std::unique_ptr<steps_data>> all;
+/// The steps of a shape, allocated once: in [0.5e-6, 1.5e-6], so that repeated in-place proxes
+/// leave the data essentially unchanged.
+const bench::buffer& steps_of(const bench::shape_case& s) {
+  static std::map<std::string, std::unique_ptr<bench::buffer>> all;
   auto& d = all[s.name];
-  if (!d) d = std::make_unique<steps_data>(s.size());
+  if (!d) {
+    d = std::make_unique<bench::buffer>(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i)
+      d->get()[i] = 1e-6f * (1.0f + 0.5f * (static_cast<float>((i * 2654435761u) % 1001) / 500.0f - 1.0f));
+  }
   return *d;
-}
-
-void multiply_pass(float* a, const float* m, std::size_t n) {
-#pragma omp parallel for schedule(static)
-  for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(n); ++i) a[i] *= m[i];
 }
 
 void register_steps(steps_op op, const bench::shape_case& s, const bench::grouping_case* g) {
@@ -55,9 +43,10 @@ void register_steps(steps_op op, const bench::shape_case& s, const bench::groupi
     bench::set_threads(threads);
     const std::size_t n = s.size();
     float* x = bench::data_of(s).x.get();
-    steps_data& d = steps_of(s);
+    const bench::buffer& d = steps_of(s);
+    bench::multipliers& m = bench::multipliers_of(n);
     const sparsereg::view<float> w(x, s.extents);
-    const sparsereg::view<const float> steps(d.steps.get(), s.extents);
+    const sparsereg::view<const float> steps(d.get(), s.extents);
     const sparsereg::l1 lasso(0.1);
     const sparsereg::sparse_group_lasso sgl(0.1, 0.1, groups);
     sparsereg::regularizer<float> reg;
@@ -71,7 +60,7 @@ void register_steps(steps_op op, const bench::shape_case& s, const bench::groupi
     std::size_t pass = 0;
     for (auto _ : state) {
       const auto c0 = clock::now();
-      multiply_pass(x, (pass++ & 1) ? d.down.get() : d.up.get(), n);
+      bench::multiply_pass(x, (pass++ & 1) ? m.down.get() : m.up.get(), n);
       benchmark::ClobberMemory();
       const auto t0 = clock::now();
       switch (op) {
@@ -94,7 +83,7 @@ void register_steps(steps_op op, const bench::shape_case& s, const bench::groupi
       kernel_s += k;
       ceiling_s += std::chrono::duration<double>(t0 - c0).count();
     }
-    if (pass & 1) multiply_pass(x, d.down.get(), n);
+    if (pass & 1) bench::multiply_pass(x, m.down.get(), n);
     const double bytes = 3.0 * static_cast<double>(n) * sizeof(float) * static_cast<double>(state.iterations());
     const double ours = bytes / kernel_s * 1e-9, ceil = bytes / ceiling_s * 1e-9;
     state.SetBytesProcessed(static_cast<std::int64_t>(bytes));

@@ -44,8 +44,12 @@ struct l1 {
     const T lam = static_cast<T>(lambda);
     detail::elementwise_sweep(w, g, w, [lam](const T* x, std::ptrdiff_t sx, T* y, std::ptrdiff_t sy, const T*,
                                              std::ptrdiff_t, std::size_t n) {
-      for (std::size_t i = 0; i < n; ++i)
-        y[static_cast<std::ptrdiff_t>(i) * sy] += lam * detail::sign_of(x[static_cast<std::ptrdiff_t>(i) * sx]);
+      detail::with_unit_strides(sx, sy, [&](auto sxu, auto syu) {
+        for (std::size_t i = 0; i < n; ++i) {
+          const auto k = static_cast<std::ptrdiff_t>(i);
+          y[k * syu] += lam * detail::sign_of(x[k * sxu]);
+        }
+      });
       return detail::sweep_totals{};
     });
   }
