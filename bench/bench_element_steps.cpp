@@ -38,15 +38,10 @@ void register_steps(steps_op op, const bench::shape_case& s, const bench::groupi
   std::string name = std::string(name_of(op)) + "/" + s.name;
   if (g) name += "/" + g->name;
   const sparsereg::grouping groups = g ? g->groups : sparsereg::groups::output_neurons();
-  benchmark::RegisterBenchmark(name.c_str(), [op, s, groups](benchmark::State& state) {
-    const int threads = static_cast<int>(state.range(0));
-    bench::set_threads(threads);
-    const std::size_t n = s.size();
+  bench::register_manual_threads(name, [op, s, groups](benchmark::State& state) {
     float* x = bench::data_of(s).x.get();
-    const bench::buffer& d = steps_of(s);
-    bench::multipliers& m = bench::multipliers_of(n);
     const sparsereg::view<float> w(x, s.extents);
-    const sparsereg::view<const float> steps(d.get(), s.extents);
+    const sparsereg::view<const float> steps(steps_of(s).get(), s.extents);
     const sparsereg::l1 lasso(0.1);
     const sparsereg::sparse_group_lasso sgl(0.1, 0.1, groups);
     sparsereg::regularizer<float> reg;
@@ -55,14 +50,7 @@ void register_steps(steps_op op, const bench::shape_case& s, const bench::groupi
       reg.add_penalty("w", sgl);
       reg.set_element_steps("w", steps);
     }
-    using clock = std::chrono::steady_clock;
-    double kernel_s = 0.0, ceiling_s = 0.0;
-    std::size_t pass = 0;
-    for (auto _ : state) {
-      const auto c0 = clock::now();
-      bench::multiply_pass(x, (pass++ & 1) ? m.down.get() : m.up.get(), n);
-      benchmark::ClobberMemory();
-      const auto t0 = clock::now();
+    bench::run_against_multiply(state, x, s.size(), [&] {
       switch (op) {
         case steps_op::l1: {
           auto r = sparsereg::prox(lasso, w, w, steps);
@@ -76,26 +64,8 @@ void register_steps(steps_op op, const bench::shape_case& s, const bench::groupi
         }
         default: reg.prox_step(1.0); break;
       }
-      benchmark::ClobberMemory();
-      const auto t1 = clock::now();
-      const double k = std::chrono::duration<double>(t1 - t0).count();
-      state.SetIterationTime(k);
-      kernel_s += k;
-      ceiling_s += std::chrono::duration<double>(t0 - c0).count();
-    }
-    if (pass & 1) bench::multiply_pass(x, m.down.get(), n);
-    const double bytes = 3.0 * static_cast<double>(n) * sizeof(float) * static_cast<double>(state.iterations());
-    const double ours = bytes / kernel_s * 1e-9, ceil = bytes / ceiling_s * 1e-9;
-    state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
-    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(n));
-    state.counters["ceiling_GBps"] = ceil;
-    state.counters["ratio"] = ours / ceil;
-    state.SetLabel("threads=" + std::to_string(threads) + " ceiling=multiply_in_place");
-  })
-      ->ArgName("threads")
-      ->Arg(1)
-      ->Arg(2)
-      ->UseManualTime();
+    });
+  });
 }
 
 }  // namespace

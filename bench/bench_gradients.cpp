@@ -10,44 +10,14 @@ namespace {
 
 template <class Penalty>
 void register_gradient(const std::string& name, const Penalty& penalty, const bench::shape_case& s) {
-  benchmark::RegisterBenchmark(name.c_str(), [penalty, s](benchmark::State& state) {
-    const int threads = static_cast<int>(state.range(0));
-    bench::set_threads(threads);
-    const std::size_t n = s.size();
+  bench::register_manual_threads(name, [penalty, s](benchmark::State& state) {
     bench::shape_data& d = bench::data_of(s);
-    bench::multipliers& m = bench::multipliers_of(n);
     const sparsereg::view<const float> w(d.x.get(), s.extents);
     float* g = d.y.get();
     const sparsereg::view<float> gv(g, s.extents);
-    std::fill(g, g + n, 0.0f);
-    using clock = std::chrono::steady_clock;
-    double kernel_s = 0.0, ceiling_s = 0.0;
-    std::size_t pass = 0;
-    for (auto _ : state) {
-      const auto c0 = clock::now();
-      bench::multiply_pass(g, (pass++ & 1) ? m.down.get() : m.up.get(), n);
-      benchmark::ClobberMemory();
-      const auto t0 = clock::now();
-      sparsereg::add_gradient(penalty, w, gv);
-      benchmark::ClobberMemory();
-      const auto t1 = clock::now();
-      const double k = std::chrono::duration<double>(t1 - t0).count();
-      state.SetIterationTime(k);
-      kernel_s += k;
-      ceiling_s += std::chrono::duration<double>(t0 - c0).count();
-    }
-    const double bytes = 3.0 * static_cast<double>(n) * sizeof(float) * static_cast<double>(state.iterations());
-    const double ours = bytes / kernel_s * 1e-9, ceil = bytes / ceiling_s * 1e-9;
-    state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
-    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(n));
-    state.counters["ceiling_GBps"] = ceil;
-    state.counters["ratio"] = ours / ceil;
-    state.SetLabel("threads=" + std::to_string(threads) + " ceiling=multiply_in_place");
-  })
-      ->ArgName("threads")
-      ->Arg(1)
-      ->Arg(2)
-      ->UseManualTime();
+    std::fill(g, g + s.size(), 0.0f);
+    bench::run_against_multiply(state, g, s.size(), [&] { sparsereg::add_gradient(penalty, w, gv); });
+  });
 }
 
 }  // namespace

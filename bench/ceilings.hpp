@@ -31,6 +31,7 @@
 #include <memory>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #if defined(_OPENMP)
@@ -368,6 +369,47 @@ inline multipliers& multipliers_of(std::size_t n) {
 inline void multiply_pass(float* a, const float* m, std::size_t n) {
 #pragma omp parallel for schedule(static)
   for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(n); ++i) a[i] *= m[i];
+}
+
+/// Registers fn as "<name>/threads:{1,2}", timed by hand (run_against_multiply).
+template <class Fn>
+void register_manual_threads(const std::string& name, Fn&& fn) {
+  benchmark::RegisterBenchmark(name.c_str(), std::forward<Fn>(fn))->ArgName("threads")->Arg(1)->Arg(2)->UseManualTime();
+}
+
+/// The loop of a kernel that reads two arrays of n floats and writes the first of them, `a`: each
+/// iteration times one multiply_pass over a (the ceiling), then kernel() (Google Benchmark's
+/// manual time); an even number of passes leaves a as it was. Reports 3 * n * 4 bytes per
+/// iteration, ceiling_GBps and ratio = ours / ceiling.
+template <class Kernel>
+void run_against_multiply(benchmark::State& state, float* a, std::size_t n, Kernel&& kernel) {
+  const int threads = static_cast<int>(state.range(0));
+  set_threads(threads);
+  multipliers& m = multipliers_of(n);
+  using clock = std::chrono::steady_clock;
+  double kernel_s = 0.0, ceiling_s = 0.0;
+  std::size_t pass = 0;
+  for (auto _ : state) {
+    const auto c0 = clock::now();
+    multiply_pass(a, (pass++ & 1) ? m.down.get() : m.up.get(), n);
+    benchmark::ClobberMemory();
+    const auto t0 = clock::now();
+    kernel();
+    benchmark::ClobberMemory();
+    const auto t1 = clock::now();
+    const double k = std::chrono::duration<double>(t1 - t0).count();
+    state.SetIterationTime(k);
+    kernel_s += k;
+    ceiling_s += std::chrono::duration<double>(t0 - c0).count();
+  }
+  if (pass & 1) multiply_pass(a, m.down.get(), n);
+  const double bytes = 3.0 * static_cast<double>(n) * sizeof(float) * static_cast<double>(state.iterations());
+  const double ours = bytes / kernel_s * 1e-9, ceil = bytes / ceiling_s * 1e-9;
+  state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(n));
+  state.counters["ceiling_GBps"] = ceil;
+  state.counters["ratio"] = ours / ceil;
+  state.SetLabel("threads=" + std::to_string(threads) + " ceiling=multiply_in_place");
 }
 
 /// Registers the ceilings of every shape (they print first).
