@@ -14,55 +14,37 @@ void register_coupled(const bench::shape_case& s, bool prox) {
   const std::string name = std::string("coupled_sparse_group_lasso/") + (prox ? "prox_in_place/" : "value/") + s.name +
                            "/filters+next_input_channels";
   bench::register_manual_threads(name, [s, prox](benchmark::State& state) {
-    const int threads = static_cast<int>(state.range(0));
-    bench::set_threads(threads);
     const std::size_t n = s.size();
     bench::shape_data& d = bench::data_of(s);
     const std::vector<sparsereg::coupled_part<float>> parts = {{sparsereg::view<float>(d.x.get(), s.extents), 0},
                                                                 {sparsereg::view<float>(d.y.get(), s.extents), 1}};
     std::copy(d.x.get(), d.x.get() + n, d.y.get());
     const sparsereg::coupled_sparse_group_lasso penalty(0.3, 0.1);
-    using clock = std::chrono::steady_clock;
-    double kernel_s = 0.0, ceiling_s = 0.0;
-    std::size_t pass = 0;
-    for (auto _ : state) {
-      const auto c0 = clock::now();
-      if (prox) {
-        const float f = (pass++ & 1) ? 0.5f : 2.0f;
-        bench::scale_pass(d.x.get(), n, f);
-        bench::scale_pass(d.y.get(), n, f);
-      } else {
-        float sum = bench::sum_pass(d.x.get(), n) + bench::sum_pass(d.y.get(), n);
-        benchmark::DoNotOptimize(sum);
-      }
-      benchmark::ClobberMemory();
-      const auto t0 = clock::now();
-      if (prox) {
-        auto r = penalty.prox(parts, 1e-6);
-        benchmark::DoNotOptimize(r);
-      } else {
-        double v = penalty.value(parts);
-        benchmark::DoNotOptimize(v);
-      }
-      benchmark::ClobberMemory();
-      const auto t1 = clock::now();
-      const double k = std::chrono::duration<double>(t1 - t0).count();
-      state.SetIterationTime(k);
-      kernel_s += k;
-      ceiling_s += std::chrono::duration<double>(t0 - c0).count();
+    const double bytes = (prox ? 8.0 : 4.0) * 2.0 * static_cast<double>(n);
+    const auto scale_both = [&](float f) {
+      bench::scale_pass(d.x.get(), n, f);
+      bench::scale_pass(d.y.get(), n, f);
+    };
+    if (prox) {
+      const std::size_t passes = bench::run_against_ceiling(
+          state, bytes, 2 * n, "scale", [&](std::size_t pass) { scale_both((pass & 1) ? 0.5f : 2.0f); },
+          [&] {
+            auto r = penalty.prox(parts, 1e-6);
+            benchmark::DoNotOptimize(r);
+          });
+      if (passes & 1) scale_both(0.5f);
+    } else {
+      bench::run_against_ceiling(
+          state, bytes, 2 * n, "sum",
+          [&](std::size_t) {
+            float sum = bench::sum_pass(d.x.get(), n) + bench::sum_pass(d.y.get(), n);
+            benchmark::DoNotOptimize(sum);
+          },
+          [&] {
+            double v = penalty.value(parts);
+            benchmark::DoNotOptimize(v);
+          });
     }
-    if (pass & 1) {
-      bench::scale_pass(d.x.get(), n, 0.5f);
-      bench::scale_pass(d.y.get(), n, 0.5f);
-    }
-    const double bytes =
-        (prox ? 8.0 : 4.0) * 2.0 * static_cast<double>(n) * static_cast<double>(state.iterations());
-    const double ours = bytes / kernel_s * 1e-9, ceil = bytes / ceiling_s * 1e-9;
-    state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
-    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(2 * n));
-    state.counters["ceiling_GBps"] = ceil;
-    state.counters["ratio"] = ours / ceil;
-    state.SetLabel("threads=" + std::to_string(threads) + (prox ? " ceiling=scale" : " ceiling=sum"));
   });
 }
 

@@ -371,27 +371,27 @@ inline void multiply_pass(float* a, const float* m, std::size_t n) {
   for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(n); ++i) a[i] *= m[i];
 }
 
-/// Registers fn as "<name>/threads:{1,2}", timed by hand (run_against_multiply).
+/// Registers fn as "<name>/threads:{1,2}", timed by hand (run_against_ceiling).
 template <class Fn>
 void register_manual_threads(const std::string& name, Fn&& fn) {
   benchmark::RegisterBenchmark(name.c_str(), std::forward<Fn>(fn))->ArgName("threads")->Arg(1)->Arg(2)->UseManualTime();
 }
 
-/// The loop of a kernel that reads two arrays of n floats and writes the first of them, `a`: each
-/// iteration times one multiply_pass over a (the ceiling), then kernel() (Google Benchmark's
-/// manual time); an even number of passes leaves a as it was. Reports 3 * n * 4 bytes per
-/// iteration, ceiling_GBps and ratio = ours / ceiling.
-template <class Kernel>
-void run_against_multiply(benchmark::State& state, float* a, std::size_t n, Kernel&& kernel) {
+/// The loop of a hand-timed kernel benchmark: each iteration times ceiling(pass) (pass = 0, 1,
+/// 2, ...), then kernel() (Google Benchmark's manual time). Reports `bytes` per iteration for
+/// both, `items` items per iteration, ceiling_GBps and ratio = ours / ceiling, and labels the run
+/// with the thread count and `ceiling_name`. Returns the number of ceiling passes made.
+template <class Ceiling, class Kernel>
+std::size_t run_against_ceiling(benchmark::State& state, double bytes, std::size_t items, const char* ceiling_name,
+                                Ceiling&& ceiling, Kernel&& kernel) {
   const int threads = static_cast<int>(state.range(0));
   set_threads(threads);
-  multipliers& m = multipliers_of(n);
   using clock = std::chrono::steady_clock;
   double kernel_s = 0.0, ceiling_s = 0.0;
   std::size_t pass = 0;
   for (auto _ : state) {
     const auto c0 = clock::now();
-    multiply_pass(a, (pass++ & 1) ? m.down.get() : m.up.get(), n);
+    ceiling(pass++);
     benchmark::ClobberMemory();
     const auto t0 = clock::now();
     kernel();
@@ -402,14 +402,26 @@ void run_against_multiply(benchmark::State& state, float* a, std::size_t n, Kern
     kernel_s += k;
     ceiling_s += std::chrono::duration<double>(t0 - c0).count();
   }
-  if (pass & 1) multiply_pass(a, m.down.get(), n);
-  const double bytes = 3.0 * static_cast<double>(n) * sizeof(float) * static_cast<double>(state.iterations());
-  const double ours = bytes / kernel_s * 1e-9, ceil = bytes / ceiling_s * 1e-9;
-  state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(n));
+  const double iters = static_cast<double>(state.iterations());
+  const double ours = bytes * iters / kernel_s * 1e-9, ceil = bytes * iters / ceiling_s * 1e-9;
+  state.SetBytesProcessed(static_cast<std::int64_t>(bytes * iters));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(items));
   state.counters["ceiling_GBps"] = ceil;
   state.counters["ratio"] = ours / ceil;
-  state.SetLabel("threads=" + std::to_string(threads) + " ceiling=multiply_in_place");
+  state.SetLabel("threads=" + std::to_string(threads) + " ceiling=" + ceiling_name);
+  return pass;
+}
+
+/// run_against_ceiling for a kernel that reads two arrays of n floats and writes the first of
+/// them, `a` (3 * n * 4 bytes): the ceiling is multiply_pass over a, by 2 and 0.5 alternately, and
+/// an even number of passes leaves a as it was.
+template <class Kernel>
+void run_against_multiply(benchmark::State& state, float* a, std::size_t n, Kernel&& kernel) {
+  multipliers& m = multipliers_of(n);
+  const std::size_t passes = run_against_ceiling(
+      state, 3.0 * static_cast<double>(n) * sizeof(float), n, "multiply_in_place",
+      [&](std::size_t pass) { multiply_pass(a, (pass & 1) ? m.down.get() : m.up.get(), n); }, kernel);
+  if (passes & 1) multiply_pass(a, m.down.get(), n);
 }
 
 /// Registers the ceilings of every shape (they print first).
