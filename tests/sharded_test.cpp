@@ -238,3 +238,97 @@ TEST_CASE("sharded prox: a local block whose elements share memory is refused be
                     Catch::Contains("shard.local") && Catch::Contains("share memory"));
   CHECK(cell == std::vector<double>{2.0});
 }
+
+TEMPLATE_TEST_CASE("sharded prox: shards that hold whole groups write the unsharded prox's output bit for bit",
+                   "[sharded]", float, double) {
+  // Both phases run the unsharded passes on each block, so when the cuts run only along
+  // group-identifying axes every group's sums are the unsharded ones, and so are the factors and
+  // the output. Blocks as views into the one tensor (its strides) and as contiguous copies; every
+  // group its own weight.
+  using T = TestType;
+  constexpr std::size_t O = 16, I = 12, K = 9;
+  struct split_case {
+    sr::grouping groups;
+    std::size_t axis;                 // the group-identifying axis that is cut
+    std::vector<std::size_t> cuts;    // block boundaries along it
+  };
+  const std::vector<split_case> cases = {{sr::groups::filters(), 0, {0, 5, 16}},
+                                         {sr::groups::input_channels(), 1, {0, 7, 12}},
+                                         {sr::groups::kernels(), 0, {0, 3, 11, 16}},
+                                         {sr::groups::kernels(), 1, {0, 1, 12}}};
+  std::mt19937 rng(5);
+  std::normal_distribution<double> d(0.0, 0.1);
+  std::vector<T> w(O * I * K);
+  for (auto& x : w) x = static_cast<T>(d(rng));
+  for (std::size_t o = 0; o < O; ++o)
+    for (std::size_t c = 0; c < I; c += 4)  // weak input channels (and filter 0): some groups die
+      for (std::size_t k = 0; k < K; ++k) w[(o * I + c) * K + k] *= T(0.05);
+  for (std::size_t k = 0; k < I * K; ++k) w[k] *= T(0.05);
+  const std::vector<std::ptrdiff_t> strides = {static_cast<std::ptrdiff_t>(I * K), static_cast<std::ptrdiff_t>(K), 3,
+                                               1};
+  for (std::size_t c = 0; c < cases.size(); ++c) {
+    const auto& sc = cases[c];
+    // A weight per global group, all different: a block's group mapped to another global group
+    // gets another threshold.
+    sr::grouping weighted = sc.groups;
+    const std::size_t group_count = sc.groups.axis_mask() == 3u ? O * I : (sc.axis == 0 ? O : I);
+    std::vector<double> weights(group_count);
+    for (std::size_t g = 0; g < group_count; ++g) weights[g] = 2.0 + 0.01 * static_cast<double>(g);
+    weighted.with_weights(weights);
+    const sr::sparse_group_lasso p(0.05, 0.02, weighted);
+    const double step = 0.5;
+    std::vector<T> ref = w;
+    const sr::view<T> rv(ref.data(), {O, I, 3, 3});
+    const auto ru = sr::prox(p, rv, rv, step);
+    REQUIRE(ru.zero_groups > 0);
+    REQUIRE(ru.zero_groups < ru.groups);
+    for (int copies = 0; copies < 2; ++copies) {
+      INFO("case " << c << (copies ? ", contiguous copies" : ", views into the tensor"));
+      std::vector<T> out = w;
+      std::vector<std::vector<T>> blocks;
+      std::vector<sr::shard<T>> shards;
+      for (std::size_t b = 0; b + 1 < sc.cuts.size(); ++b) {
+        std::vector<std::size_t> ext = {O, I, 3, 3}, off = {0, 0, 0, 0};
+        ext[sc.axis] = sc.cuts[b + 1] - sc.cuts[b];
+        off[sc.axis] = sc.cuts[b];
+        T* origin = out.data() + static_cast<std::ptrdiff_t>(sc.cuts[b]) * strides[sc.axis];
+        if (copies) {
+          blocks.emplace_back();
+          for (std::size_t o = 0; o < ext[0]; ++o)
+            for (std::size_t i = 0; i < ext[1]; ++i)
+              for (std::size_t k = 0; k < K; ++k)
+                blocks.back().push_back(origin[static_cast<std::ptrdiff_t>(o) * strides[0] +
+                                               static_cast<std::ptrdiff_t>(i) * strides[1] +
+                                               static_cast<std::ptrdiff_t>(k)]);
+          shards.push_back({sr::view<T>(blocks.back().data(), ext), {O, I, 3, 3}, off});
+        } else {
+          shards.push_back({sr::view<T>(origin, ext, strides), {O, I, 3, 3}, off});
+        }
+      }
+      const std::size_t n = sr::sharded_buffer_size(p, shards[0]);
+      std::vector<double> reduced(n, 0.0), buf(n);
+      for (const auto& s : shards) {
+        sr::sharded_prox_partial(p, s, step, buf.data(), n);
+        for (std::size_t k = 0; k < n; ++k) reduced[k] += buf[k];  // one shard per group: exact
+      }
+      std::size_t zero_elements = 0;
+      for (std::size_t b = 0; b < shards.size(); ++b) {
+        const auto r = sr::sharded_prox_finish(p, shards[b], step, reduced.data(), n);
+        CHECK(r.zero_groups == ru.zero_groups);
+        CHECK(r.value == Approx(ru.value).epsilon(1e-12));
+        zero_elements += r.zero_elements;
+        if (!copies) continue;
+        const auto& v = shards[b].local;  // copy the block back into the tensor
+        T* origin = out.data() + static_cast<std::ptrdiff_t>(sc.cuts[b]) * strides[sc.axis];
+        std::size_t q = 0;
+        for (std::size_t o = 0; o < v.extent(0); ++o)
+          for (std::size_t i = 0; i < v.extent(1); ++i)
+            for (std::size_t k = 0; k < K; ++k)
+              origin[static_cast<std::ptrdiff_t>(o) * strides[0] + static_cast<std::ptrdiff_t>(i) * strides[1] +
+                     static_cast<std::ptrdiff_t>(k)] = blocks[b][q++];
+      }
+      CHECK(zero_elements == ru.zero_elements);
+      CHECK(std::memcmp(out.data(), ref.data(), ref.size() * sizeof(T)) == 0);
+    }
+  }
+}

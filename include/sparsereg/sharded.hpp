@@ -9,8 +9,12 @@
 //   user:             MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, comm)
 //   phase 2 (local):  sharded_prox_finish(p, shard, step, buf, n)    y = u * max(0, 1 - step*lambda_g*c_g/||u_g||)
 //
-// Same formula as the unsharded prox (sparse_group_lasso.hpp), so the result equals it up to the
-// rounding of the different summation order. The buffer holds 2 doubles per global group
+// Both phases run the unsharded prox's own passes (detail/sweep.hpp: vectorized, parallel, the
+// same lanes) on the block with its groups numbered locally, so a shard that holds whole groups
+// (the whole tensor, or a split along group-identifying axes only) writes the unsharded prox's
+// output bit for bit (the value may differ in the last bits: the groups' terms are added in
+// another order), and a group split across shards differs from it only by the rounding of adding
+// its shards' partial sums in the all-reduce. The buffer holds 2 doubles per global group
 // (sharded_buffer_size); the all-reduce moves 16 bytes per group, never the tensor. Every rank
 // computes the same factors from the same reduced buffer, so data-parallel replicas stay
 // bit-identical as long as the all-reduce returns the same bits everywhere (MPI_Allreduce does
@@ -26,14 +30,18 @@
 // axes (a rank then simply contributes zeros for the groups it does not hold).
 #pragma once
 
+#include <algorithm>  // std::min
 #include <array>    // std::array
+#include <atomic>   // std::atomic (zero count of phase 2)
 #include <cmath>    // std::sqrt, std::isnan
 #include <cstddef>  // std::size_t, std::ptrdiff_t
+#include <cstdint>  // std::uint32_t
 #include <limits>   // std::numeric_limits
 #include <string>   // std::string, std::to_string
 #include <vector>   // std::vector
 
 #include "detail/runs.hpp"
+#include "detail/sweep.hpp"
 #include "errors.hpp"
 #include "groups.hpp"
 #include "penalties/group_lasso.hpp"
@@ -120,6 +128,41 @@ inline void check_buffer(const char* where, const shard_map& m, const double* bu
   if (buf == nullptr && n != 0) throw_argument(where, "buffer is null");
 }
 
+/// The grouping of a shard's block: the same axes, groups numbered row-major over the block's own
+/// extents. Without weights: the weights belong to the global groups, and phase 1 only sums.
+inline grouping local_grouping(const grouping& grp, std::size_t rank) {
+  std::vector<std::size_t> axes;
+  for (std::size_t a = 0; a < rank; ++a)
+    if (grp.axis_mask() & (1u << a)) axes.push_back(a);
+  return grouping::by_axes(axes, rank);
+}
+
+/// Global group index of every local group of the block (local_grouping's numbering).
+template <class T>
+std::vector<std::size_t> global_group_of(const shard_map& m, const grouping& grp, const shard<T>& s) {
+  const unsigned mask = grp.axis_mask();
+  const std::size_t r = s.local.rank();
+  std::size_t count = 1;
+  for (std::size_t a = 0; a < r; ++a)
+    if (mask & (1u << a)) count *= s.local.extent(a);
+  std::vector<std::size_t> global(count);
+  std::array<std::size_t, max_rank> idx{};  // the local group's index on each group axis
+  for (std::size_t g = 0; g < count; ++g) {
+    std::size_t k = m.base;
+    for (std::size_t a = 0; a < r; ++a) k += idx[a] * m.gstride[a];  // gstride is 0 off the group axes
+    global[g] = k;
+    for (std::size_t a = r; a-- > 0;) {  // next index, the last group axis fastest
+      if (!(mask & (1u << a))) continue;
+      if (++idx[a] < s.local.extent(a)) break;
+      idx[a] = 0;
+    }
+  }
+  return global;
+}
+
+/// Phase 1 through the unsharded sweep (detail/sweep.hpp, parallel and vectorized) on the block
+/// with its local grouping: each local group's sums of u^2 and |u| go to its global group's slot.
+/// So a shard that holds whole groups gets the unsharded prox's sums bit for bit.
 template <class T>
 void shard_partial(const char* where, double lambda_l1, const grouping& grp, const shard<T>& s, double step, double* buf,
                    std::size_t n) {
@@ -129,21 +172,21 @@ void shard_partial(const char* where, double lambda_l1, const grouping& grp, con
   using E = std::remove_const_t<T>;
   const E t1 = static_cast<E>(step * lambda_l1);
   for (std::size_t k = 0; k < n; ++k) buf[k] = 0.0;
-  const auto pre = [t1](E v) { return soft_threshold_select<E>(v, t1); };
-  for_each_keyed_run(s.local, s.local, m.gstride,
-                     [&](const T* p, std::ptrdiff_t sp, const T*, std::ptrdiff_t, std::size_t k0, std::size_t ks, std::size_t n) {
-                       const std::size_t g0 = m.base + k0;
-                       std::size_t unused = 0;
-                       if (ks == 0) {  // the run lies in one group
-                         sum_squares_abs(p, sp, n, pre, buf[2 * g0], buf[2 * g0 + 1], unused);
-                       } else {
-                         for (std::size_t j = 0; j < n; ++j) {
-                           const double u = static_cast<double>(pre(p[static_cast<std::ptrdiff_t>(j) * sp]));
-                           buf[2 * (g0 + j * ks)] += u * u;
-                           buf[2 * (g0 + j * ks) + 1] += std::fabs(u);
-                         }
-                       }
-                     });
+  if (s.local.size() == 0) return;
+  const std::vector<std::size_t> global = global_group_of(m, grp, s);
+  const auto decide = [&](std::size_t g, std::size_t, double sumsq, double abs_sum, std::size_t) {
+    buf[2 * global[g]] = sumsq;
+    buf[2 * global[g] + 1] = abs_sum;
+    return group_decision<E>{};
+  };
+  const view<const E> x(s.local);
+  const grouping local = local_grouping(grp, s.local.rank());
+  // u = soft_threshold(x, t1); its square and |u| are those of max(|x| - t1, 0), as in the
+  // unsharded prox's first pass.
+  if (t1 > E(0))
+    grouped_sweep<true>(x, x, local, [t1](E v) { return soft_threshold_magnitude(v, t1); }, decide, no_apply{});
+  else
+    grouped_sweep<true>(x, x, local, [](E v) { return v; }, decide, no_apply{});
 }
 
 template <class T>
@@ -177,28 +220,40 @@ prox_result shard_finish(const char* where, double lambda_group, double lambda_l
       res.zero_groups += buf[2 * g + 1] == 0.0;  // only when thr == 0: a group of zeros stays one
     }
   }
+  if (s.local.size() == 0) return res;
+  // Phase 2 through the unsharded prox's second pass (grouped_apply) with the local groups'
+  // factors; the apply counts the zeros it writes, one atomic add per run.
+  const std::vector<std::size_t> global = global_group_of(m, grp, s);
+  std::vector<T> local_factor(global.size());
+  for (std::size_t g = 0; g < global.size(); ++g) local_factor[g] = factor[global[g]];
   const T t1 = static_cast<T>(step * lambda_l1);
-  std::size_t zeros = 0;
-  for_each_keyed_run(s.local, s.local, m.gstride,
-                     [&](T* p, std::ptrdiff_t sp, T*, std::ptrdiff_t, std::size_t k0, std::size_t ks, std::size_t n) {
-                       std::size_t z = 0;
-                       if (ks == 0) {
-                         const T f = factor[m.base + k0];
-                         for (std::size_t j = 0; j < n; ++j) {
-                           T& v = p[static_cast<std::ptrdiff_t>(j) * sp];
-                           v = soft_threshold_select(v, t1) * f;
-                           z += (v == T(0));
-                         }
-                       } else {
-                         for (std::size_t j = 0; j < n; ++j) {
-                           T& v = p[static_cast<std::ptrdiff_t>(j) * sp];
-                           v = soft_threshold_select(v, t1) * factor[m.base + k0 + j * ks];
-                           z += (v == T(0));
-                         }
-                       }
-                       zeros += z;
-                     });
-  res.zero_elements = zeros;
+  std::atomic<std::size_t> zeros{0};
+  const auto sweep = [&](auto pre) {
+    grouped_apply(view<const T>(s.local), s.local, local_grouping(grp, s.local.rank()), local_factor.data(),
+                  [&](const T* xp, std::ptrdiff_t sx, T* yp, std::ptrdiff_t sy, std::size_t len, auto factor_of) {
+                    std::size_t z = 0;
+                    with_unit_strides(sx, sy, [&](auto sxu, auto syu) {
+                      constexpr std::size_t chunk = std::size_t(1) << 30;  // 32-bit counts vectorize
+                      for (std::size_t i0 = 0; i0 < len; i0 += chunk) {
+                        const std::size_t i1 = std::min(len, i0 + chunk);
+                        std::uint32_t zc = 0;
+                        for (std::size_t i = i0; i < i1; ++i) {
+                          const auto k = static_cast<std::ptrdiff_t>(i);
+                          const T v = pre(xp[k * sxu]) * factor_of(i);
+                          yp[k * syu] = v;
+                          zc += (v == T(0));
+                        }
+                        z += zc;
+                      }
+                    });
+                    zeros.fetch_add(z, std::memory_order_relaxed);
+                  });
+  };
+  if (t1 > T(0))
+    sweep([t1](T v) { return soft_threshold_positive(v, t1); });
+  else
+    sweep([](T v) { return v; });
+  res.zero_elements = zeros.load();
   return res;
 }
 

@@ -10,6 +10,7 @@
 #include <sparsereg/penalties/l1.hpp>
 #include <sparsereg/penalties/sparse_group_lasso.hpp>
 #include <sparsereg/penalties/squared_l2.hpp>
+#include <sparsereg/sharded.hpp>
 #include <support/reference.hpp>
 
 #include <omp.h>
@@ -165,6 +166,65 @@ TEMPLATE_TEST_CASE("group penalties give bit-identical results for 1, 2 and 3 th
   omp_set_num_threads(1);
   CHECK(bitwise_equal(a.storage, b.storage));
   CHECK(bitwise_equal(ra.value, rb.value));
+}
+
+TEMPLATE_TEST_CASE("the sharded prox's two phases give bit-identical results for 1, 2 and 3 threads", "[threads]",
+                   float, double) {
+  // Both phases run the parallel sweeps on the block: a shard holding the whole tensor, and one
+  // holding the second half of the groups' other axis (so every group is split), in both layouts.
+  using T = TestType;
+  struct setup {
+    std::vector<std::size_t> shape;
+    grouping grp;
+  };
+  const std::vector<setup> setups = {{{16, 300, 3, 3}, groups::input_channels()},
+                                     {{300, 8, 3, 3}, groups::filters()},
+                                     {{200, 300}, groups::input_neurons()}};
+  for (std::size_t k = 0; k < setups.size(); ++k)
+    for (const layout lay : {layout::contiguous, layout::reversed})
+      for (const bool half : {false, true}) {
+        CAPTURE(k, layout_name(lay), half);
+        const auto& s = setups[k];
+        std::mt19937 rng(57u + static_cast<unsigned>(k));
+        const auto x = random_tensor<T>(s.shape, lay, rng);
+        // Every third group weighted 40 times more: those die, the others keep most of their norm.
+        grouping weighted = s.grp;
+        const std::size_t group_axis = s.grp.axis_mask() & 1u ? 0 : 1;
+        std::vector<double> w(s.shape[group_axis]);
+        for (std::size_t g = 0; g < w.size(); ++g) w[g] = g % 3 == 0 ? 40.0 : 1.0;
+        weighted.with_weights(w);
+        const sparsereg::sparse_group_lasso pen(0.5, 0.1, weighted);
+        // The non-group axis 0 (or 1 for filters) keeps its first half off this shard.
+        const std::size_t axis = s.grp.axis_mask() & 1u ? 1 : 0;
+        std::vector<std::size_t> offset(s.shape.size(), 0);
+        if (half) offset[axis] = s.shape[axis] / 2;
+        const auto run = [&](int threads, std::vector<double>& buf, tensor<T>& y) {
+          omp_set_num_threads(threads);
+          y = x;
+          std::vector<std::size_t> extents = s.shape;
+          extents[axis] -= offset[axis];
+          T* origin = y.storage.data() + static_cast<std::ptrdiff_t>(offset[axis]) * y.strides[axis];
+          const sparsereg::shard<T> sh{sparsereg::view<T>(origin, extents, y.strides), s.shape, offset};
+          buf.assign(sparsereg::sharded_buffer_size(pen, sh), -1.0);
+          sparsereg::sharded_prox_partial(pen, sh, 0.8, buf.data(), buf.size());
+          return sparsereg::sharded_prox_finish(pen, sh, 0.8, buf.data(), buf.size());
+        };
+        std::vector<double> buf1, buf2;
+        tensor<T> y1, y2;
+        const auto r1 = run(1, buf1, y1);
+        for (int threads : {2, 3}) {
+          CAPTURE(threads);
+          const auto r2 = run(threads, buf2, y2);
+          CHECK(bitwise_equal(buf1, buf2));
+          CHECK(bitwise_equal(y1.storage, y2.storage));
+          CHECK(bitwise_equal(r1.value, r2.value));
+          CHECK(r1.zero_elements == r2.zero_elements);
+          CHECK(r1.zero_groups == r2.zero_groups);
+        }
+        CHECK(r1.zero_groups > 0);
+        CHECK(r1.zero_groups < r1.groups);
+        omp_set_num_threads(1);
+      }
 }
 
 TEMPLATE_TEST_CASE("separable penalties give bit-identical results for 1, 2 and 3 threads", "[threads]", float, double) {
