@@ -137,24 +137,30 @@ inline grouping local_grouping(const grouping& grp, std::size_t rank) {
   return grouping::by_axes(axes, rank);
 }
 
-/// Global group index of every local group of the block (local_grouping's numbering).
+/// Global group index of every local group of the block (local_grouping's numbering): the index
+/// odometer runs over the group axes, the last fastest, and the global index follows it.
 template <class T>
 std::vector<std::size_t> global_group_of(const shard_map& m, const grouping& grp, const shard<T>& s) {
   const unsigned mask = grp.axis_mask();
-  const std::size_t r = s.local.rank();
-  std::size_t count = 1;
-  for (std::size_t a = 0; a < r; ++a)
-    if (mask & (1u << a)) count *= s.local.extent(a);
+  std::array<std::size_t, max_rank> axis{}, idx{};  // the group axes, and the local index on each
+  std::size_t na = 0, count = 1;
+  for (std::size_t a = 0; a < s.local.rank(); ++a)
+    if (mask & (1u << a)) {
+      axis[na++] = a;
+      count *= s.local.extent(a);
+    }
   std::vector<std::size_t> global(count);
-  std::array<std::size_t, max_rank> idx{};  // the local group's index on each group axis
+  std::size_t k = m.base;
   for (std::size_t g = 0; g < count; ++g) {
-    std::size_t k = m.base;
-    for (std::size_t a = 0; a < r; ++a) k += idx[a] * m.gstride[a];  // gstride is 0 off the group axes
     global[g] = k;
-    for (std::size_t a = r; a-- > 0;) {  // next index, the last group axis fastest
-      if (!(mask & (1u << a))) continue;
-      if (++idx[a] < s.local.extent(a)) break;
-      idx[a] = 0;
+    for (std::size_t i = na; i-- > 0;) {
+      const std::size_t a = axis[i];
+      if (++idx[i] < s.local.extent(a)) {
+        k += m.gstride[a];
+        break;
+      }
+      k -= (s.local.extent(a) - 1) * m.gstride[a];
+      idx[i] = 0;
     }
   }
   return global;
