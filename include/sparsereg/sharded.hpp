@@ -40,7 +40,6 @@
 #include <string>   // std::string, std::to_string
 #include <vector>   // std::vector
 
-#include "detail/runs.hpp"
 #include "detail/sweep.hpp"
 #include "errors.hpp"
 #include "groups.hpp"
