@@ -2,6 +2,7 @@
 
 #include <sparsereg/analysis/report.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -68,6 +69,41 @@ TEST_CASE("zero_slices: the contiguous early-exit scan agrees with an element-by
   // Zero-size tensors: every slice of an empty extent is (vacuously) zero, no slices at all.
   CHECK(sparsereg::zero_slices(view<const float>(w.data(), {3, 0}), 0) == std::vector<bool>{true, true, true});
   CHECK(sparsereg::zero_slices(view<const float>(w.data(), {0, 4}), 0).empty());
+}
+
+TEMPLATE_TEST_CASE("zero_slices: long slices (the blockwise bit test) agree with an element-by-element reference",
+                   "[analysis]", float, double) {
+  // Slices of 100 elements: three blocks of 32 and a tail of 4. Each slice holds one special value
+  // at one position (first / last element of a block, the tail); -0 must count as zero, NaN,
+  // infinity, the smallest subnormals of either sign and -2 (sign and top exponent bit only) as
+  // non-zero.
+  using L = std::numeric_limits<TestType>;
+  const std::size_t len = 100;
+  const std::size_t positions[] = {0, 31, 32, 63, 64, 95, 96, 99};
+  const TestType values[] = {TestType(1), TestType(-2), -TestType(0), L::quiet_NaN(), L::infinity(), L::denorm_min(),
+                             -L::denorm_min()};
+  std::vector<TestType> w;
+  std::vector<bool> expected;
+  for (std::size_t q : positions)
+    for (TestType x : values) {
+      const std::size_t start = w.size();
+      w.resize(start + len, TestType(0));
+      w[start + q] = x;
+      bool zero = true;
+      for (std::size_t k = 0; k < len; ++k) zero = zero && w[start + k] == TestType(0);
+      expected.push_back(zero);
+    }
+  w.resize(w.size() + len, TestType(0));  // one all-zero slice
+  expected.push_back(true);
+  const std::size_t O = expected.size();
+  REQUIRE(std::count(expected.begin(), expected.end(), true) == 9);  // the eight -0 slices and the zero one
+  CHECK(sparsereg::zero_slices(view<const TestType>(w.data(), {O, 4, 25}), 0) == expected);
+  CHECK(sparsereg::zero_slices(view<const TestType>(w.data(), {O, len}), 0) == expected);
+  // The strided general path on the same elements: equal.
+  std::vector<TestType> padded(w.size() * 2, TestType(1));
+  for (std::size_t i = 0; i < w.size(); ++i) padded[2 * i] = w[i];
+  CHECK(sparsereg::zero_slices(view<const TestType>(padded.data(), {O, len}, {static_cast<std::ptrdiff_t>(2 * len), 2}), 0) ==
+        expected);
 }
 
 TEST_CASE("layer reports add up", "[analysis]") {
