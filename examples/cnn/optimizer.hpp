@@ -52,6 +52,11 @@ class optimizer {
     if (state.size() != params.size()) attach(params);
     ++steps;
   }
+  /// Parameters of at least this many elements are updated by all threads (static split: each
+  /// element's arithmetic is the same whatever the thread count, so results do not change);
+  /// smaller ones on the calling thread, where a parallel region costs more than it saves.
+  static constexpr std::size_t parallel_min = 65536;
+
   void step_parameter(const std::vector<parameter_ref>& params, std::size_t p, double lr) {
     const float flr = static_cast<float>(lr);
     float* w = params[p].value->data();
@@ -60,6 +65,7 @@ class optimizer {
     if (kind == optimizer_kind::sgd) {
       const float mu = static_cast<float>(momentum);
       float* v = state[p][0].data();
+      SPARSEREG_CNN_OMP(omp parallel for schedule(static) if(n >= parallel_min))
       for (std::size_t i = 0; i < n; ++i) {
         v[i] = mu * v[i] + g[i];
         w[i] -= flr * v[i];
@@ -73,6 +79,7 @@ class optimizer {
       const float sqrt_c2 = std::sqrt(c2);
       float* m = state[p][0].data();
       float* v = state[p][1].data();
+      SPARSEREG_CNN_OMP(omp parallel for schedule(static) if(n >= parallel_min))
       for (std::size_t i = 0; i < n; ++i) {
         m[i] = b1 * m[i] + (1.f - b1) * g[i];
         v[i] = b2 * v[i] + (1.f - b2) * g[i] * g[i];

@@ -1,10 +1,12 @@
 // Layers and model of the bundled CNN trainer: architecture strings, parameter counts and
 // finite-difference gradient checks of conv (with and without padding), max-pool, flatten
 // (including a compacted flatten gather) and linear layers; conv and max-pool against direct loops;
-// the im2col / col2im row helpers against plain loops with guard zones.
+// the im2col / col2im row helpers against plain loops with guard zones; optimizer steps against a
+// double reference and across thread counts.
 #include <catch2/catch.hpp>
 
 #include "cnn/model.hpp"
+#include "cnn/optimizer.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -366,4 +368,60 @@ TEST_CASE("conv2d forward and backward equal direct loops for every row-copy wid
 #if defined(_OPENMP)
   omp_set_num_threads(saved_threads);
 #endif
+}
+
+TEST_CASE("SGD and Adam steps follow their formulas and give the same bits on 1, 2 and 3 threads", "[cnn]") {
+  // One parameter above optimizer::parallel_min (updated by all threads) and one below it.
+  const auto kind = GENERATE(optimizer_kind::sgd, optimizer_kind::adam);
+  const std::size_t sizes[] = {optimizer::parallel_min + 1001, 300};
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  std::vector<float> w0[2], g[2];
+  for (int p = 0; p < 2; ++p) {
+    w0[p].resize(sizes[p]);
+    g[p].resize(sizes[p]);
+    for (auto& x : w0[p]) x = u(rng);
+    for (auto& x : g[p]) x = u(rng);
+  }
+  const double lr = 0.05;
+  const int steps = 3;
+  auto run = [&](int threads) {
+#if defined(_OPENMP)
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+#else
+    (void)threads;
+#endif
+    std::vector<float> w[2] = {w0[0], w0[1]}, gr[2] = {g[0], g[1]};
+    std::vector<parameter_ref> params;
+    for (int p = 0; p < 2; ++p) params.push_back({"p" + std::to_string(p), &w[p], &gr[p], {sizes[p]}, true});
+    optimizer opt(kind);
+    for (int s = 0; s < steps; ++s) opt.step(params, lr);
+#if defined(_OPENMP)
+    omp_set_num_threads(saved);
+#endif
+    return std::vector<std::vector<float>>{w[0], w[1]};
+  };
+  const auto one = run(1);
+  for (int threads : {2, 3}) {
+    INFO(threads << " threads");
+    CHECK(run(threads) == one);
+  }
+  // The same steps in double with a constant gradient.
+  for (int p = 0; p < 2; ++p)
+    for (std::size_t i = 0; i < sizes[p]; i += 97) {
+      double w = w0[p][i], m = 0, v = 0;
+      const double gi = g[p][i];
+      for (int t = 1; t <= steps; ++t) {
+        if (kind == optimizer_kind::sgd) {
+          m = 0.9 * m + gi;
+          w -= lr * m;
+        } else {
+          m = 0.9 * m + 0.1 * gi;
+          v = 0.999 * v + 0.001 * gi * gi;
+          w -= lr / (1 - std::pow(0.9, t)) * m / (std::sqrt(v) / std::sqrt(1 - std::pow(0.999, t)) + 1e-8);
+        }
+      }
+      REQUIRE(one[static_cast<std::size_t>(p)][i] == Approx(w).margin(1e-5));
+    }
 }
