@@ -232,3 +232,47 @@ TEST_CASE("coupled SGL: a part whose elements share memory is refused before any
   CHECK(w == std::vector<double>{3, 3, 3, 3});
   CHECK(cell == std::vector<double>{3});
 }
+
+TEMPLATE_TEST_CASE("coupled SGL: dense parts and parts padded between outer slices give the same bits", "[coupled]", float,
+                   double) {
+  // Dense parts take the direct run loop, padded ones the keyed-run walker; with the padding only
+  // between outer slices both see the same runs (a filter of w1, the bias element, a 3x3 input
+  // channel of w2) in the same order, so value, prox output and counts must be equal bit for bit.
+  using T = TestType;
+  network<T> dense(11);
+  for (std::size_t i = 5; i < 9; ++i) dense.w2[(2 * 4 + 1) * 9 + i] = T(0);  // zeros inside a run
+  const std::size_t pad = 3;
+  // w1: 4 filters of 27, each followed by `pad` spare elements; w2: 5 slabs of 4 x 9, each padded.
+  std::vector<T> w1p(4 * (27 + pad), T(7)), w2p(5 * (36 + pad), T(7)), b1p(4 * 2, T(7));
+  for (std::size_t k = 0; k < 4; ++k)
+    for (std::size_t i = 0; i < 27; ++i) w1p[k * (27 + pad) + i] = dense.w1[k * 27 + i];
+  for (std::size_t o = 0; o < 5; ++o)
+    for (std::size_t i = 0; i < 36; ++i) w2p[o * (36 + pad) + i] = dense.w2[o * 36 + i];
+  for (std::size_t k = 0; k < 4; ++k) b1p[2 * k] = dense.b1[k];
+  const auto s1 = static_cast<std::ptrdiff_t>(27 + pad), s2 = static_cast<std::ptrdiff_t>(36 + pad);
+  const std::vector<sr::coupled_part<T>> padded = {{sr::view<T>(w1p.data(), {4, 3, 3, 3}, {s1, 9, 3, 1}), 0},
+                                                   {sr::view<T>(b1p.data(), {4}, {2}), 0},
+                                                   {sr::view<T>(w2p.data(), {5, 4, 3, 3}, {s2, 9, 3, 1}), 1}};
+  for (const auto& part : padded) REQUIRE_FALSE(part.tensor.is_contiguous());
+  const auto parts = dense.parts();
+  for (const auto& part : parts) REQUIRE(part.tensor.is_contiguous());
+  const sr::coupled_sparse_group_lasso p(0.05, 0.02);
+  CHECK(p.value(parts) == p.value(padded));
+  const auto zd = p.count_zero_units(parts), zp = p.count_zero_units(padded);
+  CHECK(zd.zero_elements == zp.zero_elements);
+  CHECK(zd.zero_elements >= 4);
+  const auto rd = p.prox(parts, 0.5), rp = p.prox(padded, 0.5);
+  CHECK(rd.value == rp.value);
+  CHECK(rd.zero_elements == rp.zero_elements);
+  CHECK(rd.zero_groups == rp.zero_groups);
+  CHECK(rd.zero_groups == 1);  // unit 0
+  for (std::size_t k = 0; k < 4; ++k)
+    for (std::size_t i = 0; i < 27; ++i) REQUIRE(std::memcmp(&w1p[k * (27 + pad) + i], &dense.w1[k * 27 + i], sizeof(T)) == 0);
+  for (std::size_t o = 0; o < 5; ++o)
+    for (std::size_t i = 0; i < 36; ++i) REQUIRE(std::memcmp(&w2p[o * (36 + pad) + i], &dense.w2[o * 36 + i], sizeof(T)) == 0);
+  for (std::size_t k = 0; k < 4; ++k) REQUIRE(b1p[2 * k] == dense.b1[k]);
+  // The padding is never touched.
+  for (std::size_t k = 0; k < 4; ++k)
+    for (std::size_t i = 27; i < 27 + pad; ++i) REQUIRE(w1p[k * (27 + pad) + i] == T(7));
+  for (std::size_t k = 0; k < 4; ++k) REQUIRE(b1p[2 * k + 1] == T(7));
+}

@@ -2,9 +2,11 @@
 // with 1, 2 and 3 threads and must give bit-identical outputs and values. Tensors are large enough
 // to be cut into many blocks (up to the 256-block cap), for contiguous groups (one run per group),
 // strided groups (two-pass workspace path), groups that cross the innermost run, explicit lists,
-// one whole-tensor group, and long elementwise runs split into 16K-element chunks.
+// one whole-tensor group, long elementwise runs split into 16K-element chunks, and coupled groups
+// (filters of one conv weight with the input channels of the next, split between threads by unit).
 #include <catch2/catch.hpp>
 
+#include <sparsereg/coupled.hpp>
 #include <sparsereg/penalties/group_lasso.hpp>
 #include <sparsereg/penalties/hard_threshold.hpp>
 #include <sparsereg/penalties/l1.hpp>
@@ -18,6 +20,7 @@
 #include <algorithm>
 #include <numeric>
 #include <random>
+#include <tuple>
 #include <vector>
 
 using namespace sparsereg_test;
@@ -225,6 +228,50 @@ TEMPLATE_TEST_CASE("the sharded prox's two phases give bit-identical results for
         CHECK(r1.zero_groups < r1.groups);
         omp_set_num_threads(1);
       }
+}
+
+TEMPLATE_TEST_CASE("the coupled prox, value and zero count give bit-identical results for 1, 2 and 3 threads",
+                   "[threads]", float, double) {
+  // Unit k = filter k of w1 (37 x 5 x 3 x 3) and input channel k of w2 (6 x 37 x 3 x 3): dense
+  // parts, split between threads by unit; 37 units do not divide evenly between 2 or 3 threads.
+  using T = TestType;
+  std::mt19937 rng(91);
+  std::normal_distribution<double> d(0.0, 0.1);
+  std::vector<T> w1(37 * 45), w2(6 * 37 * 9);
+  for (auto* v : {&w1, &w2})
+    for (auto& x : *v) x = static_cast<T>(d(rng));
+  for (std::size_t k = 0; k < 37; k += 4) {  // every fourth unit weak: it dies
+    for (std::size_t i = 0; i < 45; ++i) w1[k * 45 + i] *= T(0.01);
+    for (std::size_t o = 0; o < 6; ++o)
+      for (std::size_t i = 0; i < 9; ++i) w2[(o * 37 + k) * 9 + i] *= T(0.01);
+  }
+  const sparsereg::coupled_sparse_group_lasso pen(0.05, 0.02);
+  const auto run = [&](int threads, std::vector<T>& a, std::vector<T>& b) {
+    omp_set_num_threads(threads);
+    a = w1;
+    b = w2;
+    const std::vector<sparsereg::coupled_part<T>> parts = {{sparsereg::view<T>(a.data(), {37, 5, 3, 3}), 0},
+                                                           {sparsereg::view<T>(b.data(), {6, 37, 3, 3}), 1}};
+    const double v = pen.value(parts);
+    const auto z = pen.count_zero_units(parts);
+    const auto r = pen.prox(parts, 0.5);
+    return std::make_tuple(v, z.zero_elements, r);
+  };
+  std::vector<T> a1, b1, a2, b2;
+  const auto [v1, z1, r1] = run(1, a1, b1);
+  for (int threads : {2, 3}) {
+    CAPTURE(threads);
+    const auto [v2, z2, r2] = run(threads, a2, b2);
+    CHECK(bitwise_equal(v1, v2));
+    CHECK(z1 == z2);
+    CHECK(bitwise_equal(a1, a2));
+    CHECK(bitwise_equal(b1, b2));
+    CHECK(bitwise_equal(r1.value, r2.value));
+    CHECK(r1.zero_elements == r2.zero_elements);
+    CHECK(r1.zero_groups == r2.zero_groups);
+  }
+  CHECK(r1.zero_groups == 10);  // units 0, 4, ..., 36
+  omp_set_num_threads(1);
 }
 
 TEMPLATE_TEST_CASE("separable penalties give bit-identical results for 1, 2 and 3 threads", "[threads]", float, double) {

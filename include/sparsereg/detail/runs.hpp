@@ -62,10 +62,10 @@ inline T soft_threshold_select(T x, T t) noexcept {
 
 /// ss += sum u^2, ab += sum |u|, zeros += #{u == 0} over u = pre(p[j*sp]), j < n, in double.
 /// Four accumulators (element j to lane j mod 4, combined in a fixed tree) break the add-latency
-/// chain; the result depends on nothing but the values and n.
-template <class T, class Pre>
-inline void sum_squares_abs(const T* p, std::ptrdiff_t sp, std::size_t n, Pre pre, double& ss, double& ab,
-                            std::size_t& zeros) {
+/// chain; the result depends on nothing but the values and n. S: std::ptrdiff_t, or
+/// std::integral_constant<std::ptrdiff_t, 1> for unit-stride runs (so the loads vectorize).
+template <class T, class S, class Pre>
+inline void sum_squares_abs(const T* p, S sp, std::size_t n, Pre pre, double& ss, double& ab, std::size_t& zeros) {
   double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
   std::size_t z = 0, j = 0;
   auto at = [&](std::size_t i) { return static_cast<double>(pre(p[static_cast<std::ptrdiff_t>(i) * sp])); };
