@@ -5,6 +5,7 @@
 #include "cnn/compare_options.hpp"
 #include "cnn/synthetic.hpp"
 #include "cnn/trainer.hpp"
+#include "support/temp_dir.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -42,10 +43,12 @@ options tiny_options() {
   return o;
 }
 
+// One fresh directory per process (mkdtemp), removed at exit: a fixed name let two runs of this
+// test at once (a Release and a sanitizer build, or two checkouts) overwrite each other's
+// checkpoints and exports mid-test.
 std::string temp_path(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / "sparsereg_cnn_trainer_test";
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
+  static const sparsereg_test::temp_dir dir("sparsereg_cnn_trainer_test");
+  return dir / name;
 }
 
 bool same_weights(model& a, model& b) {
