@@ -233,8 +233,8 @@ TEST_CASE("coupled SGL: a part whose elements share memory is refused before any
   CHECK(cell == std::vector<double>{3});
 }
 
-TEMPLATE_TEST_CASE("coupled SGL: dense parts and parts padded between outer slices give the same bits", "[coupled]", float,
-                   double) {
+TEMPLATE_TEST_CASE("coupled SGL: dense parts and parts padded between outer slices give the same bits", "[coupled]",
+                   float, double) {
   // Dense parts take the direct run loop, padded ones the keyed-run walker; with the padding only
   // between outer slices both see the same runs (a filter of w1, the bias element, a 3x3 input
   // channel of w2) in the same order, so value, prox output and counts must be equal bit for bit.
@@ -267,9 +267,11 @@ TEMPLATE_TEST_CASE("coupled SGL: dense parts and parts padded between outer slic
   CHECK(rd.zero_groups == rp.zero_groups);
   CHECK(rd.zero_groups == 1);  // unit 0
   for (std::size_t k = 0; k < 4; ++k)
-    for (std::size_t i = 0; i < 27; ++i) REQUIRE(std::memcmp(&w1p[k * (27 + pad) + i], &dense.w1[k * 27 + i], sizeof(T)) == 0);
+    for (std::size_t i = 0; i < 27; ++i)
+      REQUIRE(std::memcmp(&w1p[k * (27 + pad) + i], &dense.w1[k * 27 + i], sizeof(T)) == 0);
   for (std::size_t o = 0; o < 5; ++o)
-    for (std::size_t i = 0; i < 36; ++i) REQUIRE(std::memcmp(&w2p[o * (36 + pad) + i], &dense.w2[o * 36 + i], sizeof(T)) == 0);
+    for (std::size_t i = 0; i < 36; ++i)
+      REQUIRE(std::memcmp(&w2p[o * (36 + pad) + i], &dense.w2[o * 36 + i], sizeof(T)) == 0);
   for (std::size_t k = 0; k < 4; ++k) REQUIRE(b1p[2 * k] == dense.b1[k]);
   // The padding is never touched.
   for (std::size_t k = 0; k < 4; ++k)

@@ -279,9 +279,10 @@ inline void print_overhead(std::ostream& out, const sparsereg_time& t, double tr
   char buf[480];
   std::snprintf(buf, sizeof buf,
                 "sparsereg calls: %.2f%% of training time (%.2fs of %.1fs): prox %.2f%%, KL gradients %.2f%%, "
-                "dead-unit scan %.2f%%, per-epoch values and report %.2f%% (for scale, the optimizer's update: %.2f%%)\n",
-                pct(t.total()), t.total(), train_seconds, pct(t.prox), pct(t.gradients), pct(t.dead_scan), pct(t.values),
-                pct(t.optimizer));
+                "dead-unit scan %.2f%%, per-epoch values and report %.2f%% "
+                "(for scale, the optimizer's update: %.2f%%)\n",
+                pct(t.total()), t.total(), train_seconds, pct(t.prox), pct(t.gradients), pct(t.dead_scan),
+                pct(t.values), pct(t.optimizer));
   out << buf;
 }
 

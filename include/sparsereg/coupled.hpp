@@ -223,10 +223,11 @@ class coupled_sparse_group_lasso {
       }
     }
     for (const auto& part : parts) {
-      const bool dense = detail::for_each_dense_unit_run(part.tensor, part.axis, [&](T* p, std::size_t k, std::size_t n) {
+      const auto scale_unit = [&](T* p, std::size_t k, std::size_t n) {
         const T f = u[k].factor;
         for (std::size_t j = 0; j < n; ++j) p[j] = pre(p[j]) * f;
-      });
+      };
+      const bool dense = detail::for_each_dense_unit_run(part.tensor, part.axis, scale_unit);
       if (dense) continue;
       detail::for_each_keyed_run(part.tensor, part.tensor, detail::unit_key_strides(part.axis),
                                  [&](T* p, std::ptrdiff_t sp, T*, std::ptrdiff_t, std::size_t k0, std::size_t ks, std::size_t n) {
@@ -275,12 +276,13 @@ class coupled_sparse_group_lasso {
   template <bool Zeros, class T, class Pre, class E>
   static void accumulate(const std::vector<coupled_part<T>>& parts, Pre pre, std::vector<detail::unit_sums<E>>& acc) {
     for (const auto& part : parts) {
-      const bool dense = detail::for_each_dense_unit_run(part.tensor, part.axis, [&](const auto* p, std::size_t k, std::size_t len) {
+      const auto sum_unit = [&](const auto* p, std::size_t k, std::size_t len) {
         std::size_t z = 0;
         detail::sum_squares_abs(p, std::integral_constant<std::ptrdiff_t, 1>{}, len, pre, acc[k].ss, acc[k].ab, z);
         acc[k].n += len;
         if constexpr (Zeros) acc[k].zeros += z;
-      });
+      };
+      const bool dense = detail::for_each_dense_unit_run(part.tensor, part.axis, sum_unit);
       if (dense) continue;
       detail::for_each_keyed_run(
           part.tensor, part.tensor, detail::unit_key_strides(part.axis),

@@ -102,8 +102,8 @@ TEMPLATE_TEST_CASE("zero_slices: long slices (the blockwise bit test) agree with
   // The strided general path on the same elements: equal.
   std::vector<TestType> padded(w.size() * 2, TestType(1));
   for (std::size_t i = 0; i < w.size(); ++i) padded[2 * i] = w[i];
-  CHECK(sparsereg::zero_slices(view<const TestType>(padded.data(), {O, len}, {static_cast<std::ptrdiff_t>(2 * len), 2}), 0) ==
-        expected);
+  const view<const TestType> strided(padded.data(), {O, len}, {static_cast<std::ptrdiff_t>(2 * len), 2});
+  CHECK(sparsereg::zero_slices(strided, 0) == expected);
 }
 
 TEST_CASE("layer reports add up", "[analysis]") {
