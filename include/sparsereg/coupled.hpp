@@ -223,22 +223,23 @@ class coupled_sparse_group_lasso {
       }
     }
     for (const auto& part : parts) {
-      const auto scale_unit = [&](T* p, std::size_t k, std::size_t n) {
+      // One run of unit k, stride s (a compile-time 1 where the run is contiguous).
+      const auto scale_run = [&](T* p, auto s, std::size_t k, std::size_t n) {
         const T f = u[k].factor;
-        for (std::size_t j = 0; j < n; ++j) p[j] = pre(p[j]) * f;
+        for (std::size_t j = 0; j < n; ++j) {
+          T& v = p[static_cast<std::ptrdiff_t>(j) * s];
+          v = pre(v) * f;
+        }
       };
-      const bool dense = detail::for_each_dense_unit_run(part.tensor, part.axis, scale_unit);
+      const auto scale_dense = [&](T* p, std::size_t k, std::size_t n) {
+        scale_run(p, std::integral_constant<std::ptrdiff_t, 1>{}, k, n);
+      };
+      const bool dense = detail::for_each_dense_unit_run(part.tensor, part.axis, scale_dense);
       if (dense) continue;
       detail::for_each_keyed_run(part.tensor, part.tensor, detail::unit_key_strides(part.axis),
                                  [&](T* p, std::ptrdiff_t sp, T*, std::ptrdiff_t, std::size_t k0, std::size_t ks, std::size_t n) {
                                    if (ks == 0) {
-                                     const T f = u[k0].factor;
-                                     detail::with_unit_strides(sp, 1, [&](auto s, auto) {
-                                       for (std::size_t j = 0; j < n; ++j) {
-                                         T& v = p[static_cast<std::ptrdiff_t>(j) * s];
-                                         v = pre(v) * f;
-                                       }
-                                     });
+                                     detail::with_unit_strides(sp, 1, [&](auto s, auto) { scale_run(p, s, k0, n); });
                                    } else {
                                      for (std::size_t j = 0; j < n; ++j) {
                                        T& v = p[static_cast<std::ptrdiff_t>(j) * sp];
@@ -276,25 +277,24 @@ class coupled_sparse_group_lasso {
   template <bool Zeros, class T, class Pre, class E>
   static void accumulate(const std::vector<coupled_part<T>>& parts, Pre pre, std::vector<detail::unit_sums<E>>& acc) {
     for (const auto& part : parts) {
-      const auto sum_unit = [&](const auto* p, std::size_t k, std::size_t len) {
+      // One run of unit k, stride s (a compile-time 1 where the run is contiguous).
+      const auto sum_run = [&](const auto* p, auto s, std::size_t k, std::size_t len) {
         std::size_t z = 0;
-        detail::sum_squares_abs(p, std::integral_constant<std::ptrdiff_t, 1>{}, len, pre, acc[k].ss, acc[k].ab, z);
+        detail::sum_squares_abs(p, s, len, pre, acc[k].ss, acc[k].ab, z);
         acc[k].n += len;
         if constexpr (Zeros) acc[k].zeros += z;
       };
-      const bool dense = detail::for_each_dense_unit_run(part.tensor, part.axis, sum_unit);
+      const auto sum_dense = [&](const auto* p, std::size_t k, std::size_t len) {
+        sum_run(p, std::integral_constant<std::ptrdiff_t, 1>{}, k, len);
+      };
+      const bool dense = detail::for_each_dense_unit_run(part.tensor, part.axis, sum_dense);
       if (dense) continue;
       detail::for_each_keyed_run(
           part.tensor, part.tensor, detail::unit_key_strides(part.axis),
           [&](const auto* p, std::ptrdiff_t sp, const auto*, std::ptrdiff_t, std::size_t k0, std::size_t ks,
               std::size_t len) {
             if (ks == 0) {  // the run lies in one unit
-              std::size_t z = 0;
-              detail::with_unit_strides(sp, 1, [&](auto s, auto) {
-                detail::sum_squares_abs(p, s, len, pre, acc[k0].ss, acc[k0].ab, z);
-              });
-              acc[k0].n += len;
-              if constexpr (Zeros) acc[k0].zeros += z;
+              detail::with_unit_strides(sp, 1, [&](auto s, auto) { sum_run(p, s, k0, len); });
             } else {
               for (std::size_t j = 0; j < len; ++j) {
                 const std::size_t k = k0 + j * ks;
