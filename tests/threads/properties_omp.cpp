@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <sparsereg/coupled.hpp>
+#include <sparsereg/penalties/group_element_steps.hpp>
 #include <sparsereg/penalties/group_lasso.hpp>
 #include <sparsereg/penalties/hard_threshold.hpp>
 #include <sparsereg/penalties/l1.hpp>
@@ -111,29 +112,17 @@ grouping random_partition(std::size_t n, std::mt19937& rng) {
   return grouping::from_lists(lists);
 }
 
-}  // namespace
+/// Shapes and groupings of the group-penalty thread tests: contiguous, strided and crossing
+/// groups, column tiles, index lists, one whole-tensor group.
+struct group_setup {
+  const char* name;
+  std::vector<std::size_t> shape;
+  grouping grp;
+};
 
-TEST_CASE("OpenMP really runs more than one thread", "[threads]") {
-  omp_set_num_threads(2);
-  int seen = 0;
-#pragma omp parallel
-  {
-#pragma omp single
-    seen = omp_get_num_threads();
-  }
-  omp_set_num_threads(1);
-  REQUIRE(seen == 2);
-}
-
-TEMPLATE_TEST_CASE("group penalties give bit-identical results for 1, 2 and 3 threads", "[threads]", float, double) {
-  using T = TestType;
-  struct setup {
-    const char* name;
-    std::vector<std::size_t> shape;
-    grouping grp;
-  };
+std::vector<group_setup> group_setups() {
   std::mt19937 prng(9);
-  const std::vector<setup> setups = {
+  return {
       {"oihw filters (one run per group, 300 groups)", {300, 8, 3, 3}, groups::filters()},
       {"oihw input_channels (strided groups)", {16, 300, 3, 3}, groups::input_channels()},
       {"oihw kernels", {20, 30, 3, 3}, groups::kernels()},
@@ -150,12 +139,47 @@ TEMPLATE_TEST_CASE("group penalties give bit-identical results for 1, 2 and 3 th
       {"explicit random partition", {100, 300}, random_partition(100 * 300, prng)},
       {"whole", {300, 200}, groups::whole()},
   };
+}
+
+/// One of group_setups() in one of two layouts (both GENERATEd) with random values.
+template <class T>
+struct group_case {
+  group_setup setup;
+  layout lay;
+  tensor<T> x;
+  std::size_t index;
+};
+template <class T>
+group_case<T> generate_group_case(unsigned seed) {
+  const auto setups = group_setups();
   const auto k = static_cast<std::size_t>(GENERATE(range(0, 12)));
   const auto lay = GENERATE(layout::contiguous, layout::reversed);
-  const auto& s = setups[k];
+  std::mt19937 rng(seed + static_cast<unsigned>(k));
+  auto x = random_tensor<T>(setups[k].shape, lay, rng);
+  return {setups[k], lay, std::move(x), k};
+}
+
+}  // namespace
+
+TEST_CASE("OpenMP really runs more than one thread", "[threads]") {
+  omp_set_num_threads(2);
+  int seen = 0;
+#pragma omp parallel
+  {
+#pragma omp single
+    seen = omp_get_num_threads();
+  }
+  omp_set_num_threads(1);
+  REQUIRE(seen == 2);
+}
+
+TEMPLATE_TEST_CASE("group penalties give bit-identical results for 1, 2 and 3 threads", "[threads]", float, double) {
+  using T = TestType;
+  const auto c = generate_group_case<T>(31u);
+  const auto& s = c.setup;
+  const auto lay = c.lay;
+  const auto& x = c.x;
   CAPTURE(s.name, layout_name(lay));
-  std::mt19937 rng(31u + static_cast<unsigned>(k));
-  const auto x = random_tensor<T>(s.shape, lay, rng);
   const tensor<T> no_steps;
   require_thread_independent(sparsereg::sparse_group_lasso(0.05, 0.1, s.grp), x, no_steps, lay);
   require_thread_independent(sparsereg::group_lasso(0.3, s.grp), x, no_steps, layout::contiguous);
@@ -169,6 +193,49 @@ TEMPLATE_TEST_CASE("group penalties give bit-identical results for 1, 2 and 3 th
   omp_set_num_threads(1);
   CHECK(bitwise_equal(a.storage, b.storage));
   CHECK(bitwise_equal(ra.value, rb.value));
+}
+
+TEMPLATE_TEST_CASE("the per-element-step group prox gives bit-identical results for 1, 2 and 3 threads", "[threads]",
+                   float, double) {
+  // Its blocks (SPARSEREG_ELEMENT_STEPS_BLOCK elements, 512 in this build: many per thread) own
+  // whole groups and are shared between threads; each group's sums keep one order.
+  using T = TestType;
+  const auto c = generate_group_case<T>(47u);
+  const auto& s = c.setup;
+  const auto lay = c.lay;
+  const auto& x = c.x;
+  CAPTURE(s.name, layout_name(lay));
+  std::mt19937 rng(53u + static_cast<unsigned>(c.index));
+  tensor<T> steps(s.shape, lay);
+  std::uniform_real_distribution<float> step(0.05f, 2.0f);
+  std::vector<T> sv(x.size());
+  for (auto& e : sv) e = static_cast<T>(step(rng));
+  steps.assign(sv);
+  const sparsereg::sparse_group_lasso pen(0.05, 0.1, s.grp);
+  struct result {
+    tensor<T> out, in_place;
+    sparsereg::prox_result r, r_in_place;
+  };
+  const auto run = [&](int threads) {
+    omp_set_num_threads(threads);
+    result o{tensor<T>(s.shape, layout::contiguous), x, {}, {}};
+    o.r = sparsereg::prox_per_element_steps(pen, x.cview(), o.out.view(), steps.cview());
+    o.r_in_place = sparsereg::prox_per_element_steps(pen, o.in_place.cview(), o.in_place.view(), steps.cview());
+    omp_set_num_threads(1);
+    return o;
+  };
+  const auto one = run(1);
+  CHECK(one.r.zero_groups < one.r.groups);  // groups that need the root search
+  for (int threads : {2, 3}) {
+    CAPTURE(threads);
+    const auto many = run(threads);
+    REQUIRE(bitwise_equal(many.r.value, one.r.value));
+    REQUIRE(bitwise_equal(many.r_in_place.value, one.r_in_place.value));
+    REQUIRE(many.r.zero_elements == one.r.zero_elements);
+    REQUIRE(many.r.zero_groups == one.r.zero_groups);
+    REQUIRE(bitwise_equal(many.out.storage, one.out.storage));
+    REQUIRE(bitwise_equal(many.in_place.storage, one.in_place.storage));
+  }
 }
 
 TEMPLATE_TEST_CASE("the sharded prox's two phases give bit-identical results for 1, 2 and 3 threads", "[threads]",

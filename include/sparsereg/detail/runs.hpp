@@ -27,12 +27,11 @@ struct array_prefix {
   std::size_t size() const noexcept { return n; }
 };
 
-/// Calls f(pa, sa, pb, sb, key0, key_stride, n) for every run: n elements pa[j*sa], pb[j*sb]
-/// with key key0 + j*key_stride (key_stride = 0: the whole run has one key). Sequential, in the
-/// memory order of `a`; the order is a function of the shapes and strides only.
-template <class A, class B, class F>
-void for_each_keyed_run(const view<A>& a, const view<B>& b, const std::array<std::size_t, max_rank>& key_strides, F&& f) {
-  if (a.size() == 0) return;
+/// The plan of a keyed walk over views a and b of one shape: its third strides (stride_c,
+/// offset_c) are the keys, so axes merge only where the key is dense too, and every plan axis
+/// either carries the key (stride_c != 0) or not (stride_c == 0). Allocates nothing.
+template <class A, class B>
+plan keyed_plan(const view<A>& a, const view<B>& b, const std::array<std::size_t, max_rank>& key_strides) {
   static const unsigned char anchor = 0;
   std::array<std::size_t, max_rank> extents{};
   std::array<std::ptrdiff_t, max_rank> kstrides{};
@@ -44,7 +43,17 @@ void for_each_keyed_run(const view<A>& a, const view<B>& b, const std::array<std
   // arrays themselves, so a call allocates nothing (tests/detail/no_alloc_test.cpp).
   const view<const unsigned char> keys(&anchor, array_prefix<std::size_t>{extents.data(), a.rank()},
                                        array_prefix<std::ptrdiff_t>{kstrides.data(), a.rank()});
-  const plan p = make_plan(a, b, keys, 0u);
+  return make_plan(a, b, keys, 0u);
+}
+
+/// Calls f(pa, sa, pb, sb, key0, key_stride, n) for every run: n elements pa[j*sa], pb[j*sb]
+/// with key key0 + j*key_stride (key_stride = 0: the whole run has one key). Sequential, in the
+/// memory order of `a`; the order is a function of the shapes and strides only.
+template <class A, class B, class F>
+void for_each_keyed_run(const view<A>& a, const view<B>& b, const std::array<std::size_t, max_rank>& key_strides,
+                        F&& f) {
+  if (a.size() == 0) return;
+  const plan p = keyed_plan(a, b, key_strides);
   const plan_axis& r = p.run();
   for_each_run(p, p.rank, 0, 0, [&](const run_position& pos) {
     f(a.data() + pos.offset_a, r.stride_a, b.data() + pos.offset_b, r.stride_b, static_cast<std::size_t>(pos.offset_c),

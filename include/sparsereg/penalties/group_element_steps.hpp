@@ -23,11 +23,15 @@
 // with small d_i too much and large d_i too little) and so does not give the proximal-gradient
 // guarantees in Adam's metric.
 //
-// Cost: one pass writing u, one pass for the bracket, one pass per Newton iteration (typically
-// 3 to 6 to reach double rounding, at most 100), one final writing pass; the root finding runs
-// for all groups in lockstep, so each pass is one sequential sweep over the tensor, and the only
-// workspace is a few doubles per group. It is single-threaded and its result depends on nothing
-// but the inputs (deterministic).
+// Cost: one pass writing u (with the statistics), one pass per Newton iteration (typically 3 to
+// 6 to reach double rounding, at most 100), one final writing pass. The tensor is cut into blocks
+// of about 32K elements that own whole groups (along the outermost axis that carries the group
+// index); all passes of a block run while it is in cache, the groups of a block in lockstep, and
+// blocks are shared between OpenMP threads. Sums over a run of one group use 8 double lanes
+// (AVX-512 kernels for contiguous floats where enabled), runs that cross groups update each
+// group's sums in place, so for a given build the result depends on nothing but the inputs:
+// not on the blocks or the thread count (tests/threads/properties_omp.cpp). The workspace is a
+// few doubles per group.
 //
 // Elements with d_i = 0 cannot move (infinite weight in the metric): if such an element has
 // u_i != 0 its group is never zero, and it keeps z_i = u_i = x_i. NaN in a group makes the group
@@ -39,7 +43,12 @@
 #include <cmath>      // std::sqrt, std::fabs, std::isnan, std::isfinite
 #include <cstddef>    // std::size_t, std::ptrdiff_t
 #include <limits>     // std::numeric_limits
+#include <type_traits>  // std::is_same_v
 #include <vector>     // std::vector
+
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#include <immintrin.h>
+#endif
 
 #include "../detail/runs.hpp"
 #include "../detail/sweep.hpp"
@@ -51,62 +60,453 @@
 namespace sparsereg {
 namespace detail {
 
-/// One pass over the grouped elements of y (with their steps d): body(y_i, d_i, acc[g], g) for
-/// each element of group g. Runs that lie inside one group accumulate into a local copy of
-/// acc[g] (same arithmetic order, no store-to-load chain through memory). Groups for which
-/// skip(g) is true are not visited (converged groups in the Newton passes are not even read).
-template <class T, class Acc, class Body, class Skip>
-void grouped_pass(const grouping& grp, const view<T>& y, const view<const T>& d, std::vector<Acc>& acc, Body&& body,
-                  Skip&& skip) {
-  if (y.size() == 0) return;
-  if (grp.is_explicit()) {
-    const auto& off = grp.explicit_offsets();
-    const auto& idx = grp.explicit_indices();
-    for (std::size_t g = 0; g + 1 < off.size(); ++g) {
-      if (skip(g)) continue;
-      Acc a = acc[g];
-      for (std::size_t k = off[g]; k < off[g + 1]; ++k)
-        body(y.data()[y.offset_of_flat(idx[k])], d.data()[d.offset_of_flat(idx[k])], a, g);
-      acc[g] = a;
+/// Per-group workspace of the per-element-step prox, one entry per group. Structure of arrays:
+/// a run that crosses groups (a row of a matrix grouped by columns) updates neighbouring entries.
+struct element_step_work {
+  std::vector<double> uu, scaled, dmax, tau, lo, hi, r, fv, fd, zz, zabs;
+  std::vector<std::size_t> size, zeros;
+  std::vector<unsigned char> state;  // 0 = solving, 1 = root found, 2 = zero, 3 = no shrink, 4 = NaN
+  explicit element_step_work(std::size_t g)
+      : uu(g), scaled(g), dmax(g), tau(g), lo(g), hi(g), r(g), fv(g), fd(g), zz(g), zabs(g), size(g), zeros(g),
+        state(g) {}
+};
+
+/// Runs inside one group accumulate in this many double lanes (element j of a run in lane j mod
+/// es_lanes), combined by es_total in a fixed tree: vector code without reassociation, and a
+/// result that depends only on the run's values and length.
+inline constexpr std::size_t es_lanes = 8;
+inline double es_total(const double* a) noexcept {
+  return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+/// Calls one(i, lane) for start <= i < n, lane = i mod es_lanes (start is a multiple of es_lanes:
+/// what a vector loop has done before).
+template <class One>
+inline void es_lane_loop(std::size_t start, std::size_t n, One&& one) {
+  std::size_t j = start;
+  for (; j + es_lanes <= n; j += es_lanes)
+    for (std::size_t l = 0; l < es_lanes; ++l) one(j + l, l);
+  for (std::size_t l = 0; j < n; ++j, ++l) one(j, l);
+}
+
+// What one element contributes to each pass (u = the soft-thresholded weight, dd its step).
+inline double es_scaled_square(double u, double dd) noexcept {
+  // ||u / d||^2 with 0/0 -> 0 and u/0 -> inf.
+  const double q = dd > 0.0 ? (u / dd) * (u / dd) : std::numeric_limits<double>::infinity();
+  return u != 0.0 ? q : 0.0;
+}
+/// Adds u^2 / q^2 to fv and u^2 / q^3 to fd, q = r + d tau. u = 0 contributes 0 (selected, not
+/// branched: l1 zeroes elements at random; the select also drops the NaN of 0 * inf when r = 0
+/// and d = 0).
+inline void es_newton_terms(double u, double dd, double r, double tau, double& fv, double& fd) noexcept {
+  const double inv = 1.0 / (r + dd * tau);
+  const double t2 = u != 0.0 ? (u * inv) * (u * inv) : 0.0;
+  fv += t2;
+  fd += u != 0.0 ? t2 * inv : 0.0;
+}
+/// The prox's output for an element of a group in `state` (see element_step_work).
+template <class T>
+inline T es_output(T u, T dv, unsigned char state, double r, double tau) noexcept {
+  switch (state) {
+    case 2: return u * T(0);  // the signed zero of the scalar prox's pre(x) * 0 (-0.0 stays)
+    case 4: return std::numeric_limits<T>::quiet_NaN();
+    case 3: return u;
+    default: return static_cast<T>(static_cast<double>(u) * r / (r + static_cast<double>(dv) * tau));
+  }
+}
+
+/// Runs shorter than this go element by element into the group's sums (one lane block at least,
+/// so the input channels of a 3x3 conv, runs of 9, take the vector kernels too).
+inline constexpr std::size_t es_min_lane_run = es_lanes;
+
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+// Vector forms of the three lane loops for contiguous float runs: vector lane l is lane l of the
+// scalar loops (8 doubles per register), with the same operations per element; each returns
+// how many elements it did (a multiple of es_lanes) and leaves its lanes in the arrays.
+//
+// Zero-masked forms with full masks: the unmasked conversions and max trip GCC 12's
+// -Wmaybe-uninitialized inside its own headers (their undefined pass-through operand).
+inline constexpr __mmask8 es_all = 0xff;
+inline __m512d es_widen(__m256 v) noexcept { return _mm512_maskz_cvtps_pd(es_all, v); }
+inline __m256 es_narrow(__m512d v) noexcept { return _mm512_maskz_cvtpd_ps(es_all, v); }
+/// soft_threshold_select(x, d * l1) of 8 floats: copysign(|x| - t < 0 ? 0 : |x| - t, x), NaN kept.
+inline __m256 es_threshold(__m256 xv, __m256 dv, __m256 vl1) noexcept {
+  const __m256 zf = _mm256_setzero_ps(), sign = _mm256_set1_ps(-0.0f);
+  __m256 t = _mm256_sub_ps(_mm256_andnot_ps(sign, xv), _mm256_mul_ps(dv, vl1));
+  t = _mm256_blendv_ps(t, zf, _mm256_cmp_ps(t, zf, _CMP_LT_OQ));
+  return _mm256_or_ps(_mm256_andnot_ps(sign, t), _mm256_and_ps(sign, xv));
+}
+/// es_scaled_square of 8 lanes.
+inline __m512d es_scaled_square(__m512d u, __m512d dd) noexcept {
+  const __m512d zero = _mm512_setzero_pd(), inf = _mm512_set1_pd(std::numeric_limits<double>::infinity());
+  const __m512d ratio = _mm512_div_pd(u, dd);
+  const __m512d q = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(dd, zero, _CMP_GT_OQ), inf, _mm512_mul_pd(ratio, ratio));
+  return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(u, zero, _CMP_NEQ_UQ), q);
+}
+/// Pass 1 on elements j..j+7: u = the soft threshold of src, stored to y; u and d in double.
+inline void es_pass1(const float* src, float* y, const float* d, std::size_t j, __m256 vl1, __m512d& u,
+                     __m512d& dd) noexcept {
+  const __m256 dv = _mm256_loadu_ps(d + j);
+  const __m256 uv = es_threshold(_mm256_loadu_ps(src + j), dv, vl1);
+  _mm256_storeu_ps(y + j, uv);
+  u = es_widen(uv);
+  dd = es_widen(dv);
+}
+inline std::size_t es_stats_avx512(const float* src, float* y, const float* d, std::size_t n, float l1, double* a,
+                                   double* b, double* m) noexcept {
+  const __m256 vl1 = _mm256_set1_ps(l1);
+  const __m512d zero = _mm512_setzero_pd();
+  __m512d va = zero, vb = zero, vm = zero, u, dd;
+  std::size_t j = 0;
+  for (; j + es_lanes <= n; j += es_lanes) {
+    es_pass1(src, y, d, j, vl1, u, dd);
+    va = _mm512_add_pd(va, _mm512_mul_pd(u, u));
+    vb = _mm512_add_pd(vb, es_scaled_square(u, dd));
+    vm = _mm512_maskz_max_pd(es_all, dd, vm);  // dd > m ? dd : m (no NaN here; equal zeros keep m)
+  }
+  _mm512_storeu_pd(a, va);
+  _mm512_storeu_pd(b, vb);
+  _mm512_storeu_pd(m, vm);
+  return j;
+}
+inline std::size_t es_newton_avx512(const float* y, const float* d, std::size_t n, double r, double tau, double* a,
+                                    double* b) noexcept {
+  const __m512d zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0), vr = _mm512_set1_pd(r), vt = _mm512_set1_pd(tau);
+  __m512d va = zero, vb = zero;
+  std::size_t j = 0;
+  for (; j + es_lanes <= n; j += es_lanes) {
+    const __m512d u = es_widen(_mm256_loadu_ps(y + j)), dd = es_widen(_mm256_loadu_ps(d + j));
+    const __m512d inv = _mm512_div_pd(one, _mm512_add_pd(vr, _mm512_mul_pd(dd, vt)));
+    const __m512d ui = _mm512_mul_pd(u, inv);
+    const __mmask8 nz = _mm512_cmp_pd_mask(u, zero, _CMP_NEQ_UQ);
+    const __m512d t2 = _mm512_maskz_mov_pd(nz, _mm512_mul_pd(ui, ui));
+    va = _mm512_add_pd(va, t2);
+    vb = _mm512_add_pd(vb, _mm512_maskz_mov_pd(nz, _mm512_mul_pd(t2, inv)));
+  }
+  _mm512_storeu_pd(a, va);
+  _mm512_storeu_pd(b, vb);
+  return j;
+}
+/// The final pass for a group being shrunk (es_output's default case).
+inline std::size_t es_final_avx512(float* y, const float* d, std::size_t n, double r, double tau, double* a, double* b,
+                                   std::size_t& zeros) noexcept {
+  const __m512d zero = _mm512_setzero_pd(), vr = _mm512_set1_pd(r), vt = _mm512_set1_pd(tau);
+  const __m512d abs_mask = _mm512_castsi512_pd(_mm512_set1_epi64(0x7fffffffffffffffLL));
+  __m512d va = zero, vb = zero;
+  std::size_t j = 0;
+  for (; j + es_lanes <= n; j += es_lanes) {
+    const __m512d u = es_widen(_mm256_loadu_ps(y + j)), dd = es_widen(_mm256_loadu_ps(d + j));
+    const __m256 z = es_narrow(_mm512_div_pd(_mm512_mul_pd(u, vr), _mm512_add_pd(vr, _mm512_mul_pd(dd, vt))));
+    _mm256_storeu_ps(y + j, z);
+    const __m512d zd = es_widen(z);
+    va = _mm512_add_pd(va, _mm512_mul_pd(zd, zd));
+    vb = _mm512_add_pd(vb, _mm512_and_pd(zd, abs_mask));
+    zeros += static_cast<std::size_t>(__builtin_popcount(_mm512_cmp_pd_mask(zd, zero, _CMP_EQ_OQ)));
+  }
+  _mm512_storeu_pd(a, va);
+  _mm512_storeu_pd(b, vb);
+  return j;
+}
+
+// The same passes for contiguous float runs that cross groups (gs = 1: element j of the run
+// belongs to group g0 + j, a row of a matrix grouped by columns): lane l serves its own group,
+// whose sums live at index j + l of the arrays, so no order changes; same operations per element
+// as the scalar loops. Each returns how many elements it did.
+inline std::size_t es_stats_cross_avx512(const float* src, float* y, const float* d, std::size_t n, float l1,
+                                         double* uu, double* scaled, double* dmax) noexcept {
+  const __m256 vl1 = _mm256_set1_ps(l1);
+  __m512d u, dd;
+  std::size_t j = 0;
+  for (; j + es_lanes <= n; j += es_lanes) {
+    es_pass1(src, y, d, j, vl1, u, dd);
+    _mm512_storeu_pd(uu + j, _mm512_add_pd(_mm512_loadu_pd(uu + j), _mm512_mul_pd(u, u)));
+    _mm512_storeu_pd(scaled + j, _mm512_add_pd(_mm512_loadu_pd(scaled + j), es_scaled_square(u, dd)));
+    _mm512_storeu_pd(dmax + j, _mm512_maskz_max_pd(es_all, dd, _mm512_loadu_pd(dmax + j)));
+  }
+  return j;
+}
+/// The states of 8 groups, as 64-bit lanes.
+inline __m512i es_states(const unsigned char* state) noexcept {
+  return _mm512_maskz_cvtepu8_epi64(es_all, _mm_loadl_epi64(reinterpret_cast<const __m128i*>(state)));
+}
+inline std::size_t es_newton_cross_avx512(const float* y, const float* d, std::size_t n, const double* r,
+                                          const double* tau, const unsigned char* state, double* fv,
+                                          double* fd) noexcept {
+  const __m512d zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0);
+  std::size_t j = 0;
+  for (; j + es_lanes <= n; j += es_lanes) {
+    const __mmask8 solving = _mm512_cmpeq_epi64_mask(es_states(state + j), _mm512_setzero_si512());
+    if (solving == 0) continue;  // converged groups are not even read
+    const __m512d u = es_widen(_mm256_loadu_ps(y + j)), dd = es_widen(_mm256_loadu_ps(d + j));
+    const __m512d q = _mm512_add_pd(_mm512_loadu_pd(r + j), _mm512_mul_pd(dd, _mm512_loadu_pd(tau + j)));
+    const __m512d inv = _mm512_div_pd(one, q);
+    const __m512d ui = _mm512_mul_pd(u, inv);
+    const __mmask8 nz = _mm512_cmp_pd_mask(u, zero, _CMP_NEQ_UQ);
+    const __m512d t2 = _mm512_maskz_mov_pd(nz, _mm512_mul_pd(ui, ui));
+    const __m512d f0 = _mm512_loadu_pd(fv + j), d0 = _mm512_loadu_pd(fd + j);
+    _mm512_storeu_pd(fv + j, _mm512_mask_add_pd(f0, solving, f0, t2));
+    _mm512_storeu_pd(fd + j, _mm512_mask_add_pd(d0, solving, d0, _mm512_maskz_mov_pd(nz, _mm512_mul_pd(t2, inv))));
+  }
+  return j;
+}
+inline std::size_t es_final_cross_avx512(float* y, const float* d, std::size_t n, const double* r, const double* tau,
+                                         const unsigned char* state, double* zz, double* zabs,
+                                         std::size_t* zeros) noexcept {
+  static_assert(sizeof(std::size_t) == 8, "zero counts are added as 64-bit lanes");
+  const __m512d zero = _mm512_setzero_pd(), nan = _mm512_set1_pd(std::numeric_limits<double>::quiet_NaN());
+  const __m512d abs_mask = _mm512_castsi512_pd(_mm512_set1_epi64(0x7fffffffffffffffLL));
+  const __m512i one = _mm512_set1_epi64(1);
+  std::size_t j = 0;
+  for (; j + es_lanes <= n; j += es_lanes) {
+    const __m512i st = es_states(state + j);
+    const __m512d u = es_widen(_mm256_loadu_ps(y + j)), dd = es_widen(_mm256_loadu_ps(d + j));
+    const __m512d vr = _mm512_loadu_pd(r + j);
+    // es_output in double, narrowed once: every case but the shrink is exact there (u, u * 0,
+    // the NaN), and the shrink is the scalar form's double expression.
+    __m512d z = _mm512_div_pd(_mm512_mul_pd(u, vr), _mm512_add_pd(vr, _mm512_mul_pd(dd, _mm512_loadu_pd(tau + j))));
+    z = _mm512_mask_blend_pd(_mm512_cmpeq_epi64_mask(st, _mm512_set1_epi64(2)), z, _mm512_mul_pd(u, zero));
+    z = _mm512_mask_blend_pd(_mm512_cmpeq_epi64_mask(st, _mm512_set1_epi64(3)), z, u);
+    z = _mm512_mask_blend_pd(_mm512_cmpeq_epi64_mask(st, _mm512_set1_epi64(4)), z, nan);
+    const __m256 zf = es_narrow(z);
+    _mm256_storeu_ps(y + j, zf);
+    const __m512d zd = es_widen(zf);
+    _mm512_storeu_pd(zz + j, _mm512_add_pd(_mm512_loadu_pd(zz + j), _mm512_mul_pd(zd, zd)));
+    _mm512_storeu_pd(zabs + j, _mm512_add_pd(_mm512_loadu_pd(zabs + j), _mm512_and_pd(zd, abs_mask)));
+    const __m512i z0 = _mm512_loadu_si512(zeros + j);
+    _mm512_storeu_si512(zeros + j, _mm512_mask_add_epi64(z0, _mm512_cmp_pd_mask(zd, zero, _CMP_EQ_OQ), z0, one));
+  }
+  return j;
+}
+#endif
+
+/// Pass 1 of a block: u = soft_threshold(src, d * l1) written to y (src may be y), and per group
+/// ||u||^2, ||u / d||^2, max d and the size. A run of n elements from group g0 + j * gs.
+/// Groups met for the first time are appended to `ids`.
+template <class T>
+void es_stats(const T* src, T* y, const T* d, std::ptrdiff_t sy, std::ptrdiff_t sd, std::size_t g0, std::size_t gs,
+              std::size_t n, T l1, element_step_work& w, std::vector<std::size_t>& ids) {
+  // Element k's terms added to the sums a (||u||^2), b (||u / d||^2) and m (max d).
+  const auto elem = [&](std::ptrdiff_t k, std::ptrdiff_t syu, std::ptrdiff_t sdu, double& a, double& b, double& m) {
+    const T dv = d[k * sdu];
+    const T uv = soft_threshold_select(src[k * syu], dv * l1);
+    y[k * syu] = uv;
+    const double u = static_cast<double>(uv), dd = static_cast<double>(dv);
+    a += u * u;
+    b += es_scaled_square(u, dd);
+    m = dd > m ? dd : m;
+  };
+  if (gs != 0) {  // every element its own group
+    // Runs of a walk have all their groups in common or none (a group is one combination of
+    // coordinates on the group axes), so the first one tells whether the run's groups are new.
+    const bool fresh = w.size[g0] == 0;
+    for (std::size_t j = 0; j < n; ++j) {
+      if (fresh) ids.push_back(g0 + j * gs);
+      ++w.size[g0 + j * gs];
+    }
+    std::size_t start = 0;
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+    if constexpr (std::is_same_v<T, float>)
+      if (gs == 1 && sy == 1 && sd == 1)
+        start = es_stats_cross_avx512(src, y, d, n, l1, &w.uu[g0], &w.scaled[g0], &w.dmax[g0]);
+#endif
+    for (std::size_t j = start; j < n; ++j) {
+      const std::size_t g = g0 + j * gs;
+      elem(static_cast<std::ptrdiff_t>(j), sy, sd, w.uu[g], w.scaled[g], w.dmax[g]);
     }
     return;
   }
-  const auto keys = row_major_key_strides(grp.axis_mask(), y.extents(), y.rank());
-  for_each_keyed_run(y, d, keys, [&](T* yp, std::ptrdiff_t sy, const T* dp, std::ptrdiff_t sd, std::size_t g0,
-                                     std::size_t gs, std::size_t n) {
-    if (gs == 0) {
-      if (skip(g0)) return;
-      Acc a = acc[g0];
-      for (std::size_t j = 0; j < n; ++j) {
-        const auto k = static_cast<std::ptrdiff_t>(j);
-        body(yp[k * sy], dp[k * sd], a, g0);
-      }
-      acc[g0] = a;
-    } else {
-      for (std::size_t j = 0; j < n; ++j) {
-        const auto k = static_cast<std::ptrdiff_t>(j);
-        const std::size_t g = g0 + j * gs;
-        if (!skip(g)) body(yp[k * sy], dp[k * sd], acc[g], g);
-      }
-    }
+  if (w.size[g0] == 0) ids.push_back(g0);
+  w.size[g0] += n;
+  if (n < es_min_lane_run) {  // in order, in registers
+    double a = w.uu[g0], b = w.scaled[g0], m = w.dmax[g0];
+    for (std::size_t j = 0; j < n; ++j) elem(static_cast<std::ptrdiff_t>(j), sy, sd, a, b, m);
+    w.uu[g0] = a, w.scaled[g0] = b, w.dmax[g0] = m;
+    return;
+  }
+  double a[es_lanes] = {}, b[es_lanes] = {}, m[es_lanes] = {};
+  std::size_t start = 0;
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+  if constexpr (std::is_same_v<T, float>)
+    if (sy == 1 && sd == 1) start = es_stats_avx512(src, y, d, n, l1, a, b, m);
+#endif
+  es_lane_loop(start, n, [&](std::size_t i, std::size_t l) {
+    elem(static_cast<std::ptrdiff_t>(i), sy, sd, a[l], b[l], m[l]);
   });
+  w.uu[g0] += es_total(a);
+  w.scaled[g0] += es_total(b);
+  for (double v : m) w.dmax[g0] = v > w.dmax[g0] ? v : w.dmax[g0];
 }
 
-struct element_step_stats {
-  double uu = 0.0;      // ||u||^2
-  double scaled = 0.0;  // ||u / d||^2
-  double dmax = 0.0;
-  std::size_t size = 0;
-};
-struct element_step_newton {
-  double fv = 0.0;  // sum u^2 / q^2, q = r + d tau
-  double fd = 0.0;  // sum u^2 / q^3
-};
-struct element_step_final {
-  double zz = 0.0;
-  double zabs = 0.0;
-  std::size_t zeros = 0;
-};
+/// One Newton pass over a run: F(r) + 1 and -F'(r) / 2 of the groups still solving.
+template <class T>
+void es_newton(const T* y, const T* d, std::ptrdiff_t sy, std::ptrdiff_t sd, std::size_t g0, std::size_t gs,
+               std::size_t n, element_step_work& w) {
+  const auto elem = [&](std::ptrdiff_t k, std::size_t g, double& a, double& b) {
+    es_newton_terms(static_cast<double>(y[k * sy]), static_cast<double>(d[k * sd]), w.r[g], w.tau[g], a, b);
+  };
+  if (gs != 0) {
+    std::size_t start = 0;
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+    if constexpr (std::is_same_v<T, float>)
+      if (gs == 1 && sy == 1 && sd == 1)
+        start = es_newton_cross_avx512(y, d, n, &w.r[g0], &w.tau[g0], &w.state[g0], &w.fv[g0], &w.fd[g0]);
+#endif
+    for (std::size_t j = start; j < n; ++j) {
+      const std::size_t g = g0 + j * gs;
+      if (w.state[g] == 0) elem(static_cast<std::ptrdiff_t>(j), g, w.fv[g], w.fd[g]);
+    }
+    return;
+  }
+  if (w.state[g0] != 0) return;  // converged groups are not even read
+  if (n < es_min_lane_run) {
+    double a = w.fv[g0], b = w.fd[g0];
+    for (std::size_t j = 0; j < n; ++j) elem(static_cast<std::ptrdiff_t>(j), g0, a, b);
+    w.fv[g0] = a, w.fd[g0] = b;
+    return;
+  }
+  double a[es_lanes] = {}, b[es_lanes] = {};
+  std::size_t start = 0;
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+  if constexpr (std::is_same_v<T, float>)
+    if (sy == 1 && sd == 1) start = es_newton_avx512(y, d, n, w.r[g0], w.tau[g0], a, b);
+#endif
+  es_lane_loop(start, n, [&](std::size_t i, std::size_t l) { elem(static_cast<std::ptrdiff_t>(i), g0, a[l], b[l]); });
+  w.fv[g0] += es_total(a);
+  w.fd[g0] += es_total(b);
+}
+
+/// Final pass over a run: z = es_output, written to y, and per group ||z||^2, ||z||_1, zeros.
+template <class T>
+void es_final(T* y, const T* d, std::ptrdiff_t sy, std::ptrdiff_t sd, std::size_t g0, std::size_t gs, std::size_t n,
+              element_step_work& w) {
+  const auto elem = [&](std::ptrdiff_t k, std::size_t g, double& a, double& b, std::size_t& zeros) {
+    const T z = es_output(y[k * sy], d[k * sd], w.state[g], w.r[g], w.tau[g]);
+    y[k * sy] = z;
+    const double zd = static_cast<double>(z);
+    a += zd * zd;
+    b += std::fabs(zd);
+    zeros += (z == T(0));
+  };
+  if (gs != 0) {
+    std::size_t start = 0;
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+    if constexpr (std::is_same_v<T, float>)
+      if (gs == 1 && sy == 1 && sd == 1)
+        start = es_final_cross_avx512(y, d, n, &w.r[g0], &w.tau[g0], &w.state[g0], &w.zz[g0], &w.zabs[g0],
+                                      &w.zeros[g0]);
+#endif
+    for (std::size_t j = start; j < n; ++j) {
+      const std::size_t g = g0 + j * gs;
+      elem(static_cast<std::ptrdiff_t>(j), g, w.zz[g], w.zabs[g], w.zeros[g]);
+    }
+    return;
+  }
+  if (n < es_min_lane_run) {
+    double a = w.zz[g0], b = w.zabs[g0];
+    std::size_t zeros = w.zeros[g0];
+    for (std::size_t j = 0; j < n; ++j) elem(static_cast<std::ptrdiff_t>(j), g0, a, b, zeros);
+    w.zz[g0] = a, w.zabs[g0] = b, w.zeros[g0] = zeros;
+    return;
+  }
+  double a[es_lanes] = {}, b[es_lanes] = {};
+  std::size_t zeros = 0, start = 0;
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+  if constexpr (std::is_same_v<T, float>)
+    if (sy == 1 && sd == 1 && (w.state[g0] == 0 || w.state[g0] == 1))
+      start = es_final_avx512(y, d, n, w.r[g0], w.tau[g0], a, b, zeros);
+#endif
+  es_lane_loop(start, n, [&](std::size_t i, std::size_t l) {
+    elem(static_cast<std::ptrdiff_t>(i), g0, a[l], b[l], zeros);
+  });
+  w.zz[g0] += es_total(a);
+  w.zabs[g0] += es_total(b);
+  w.zeros[g0] += zeros;
+}
+
+/// After pass 1: the group's case, and the bracket of its root when it needs one (returns true).
+inline bool es_decide(element_step_work& w, std::size_t g, double lambda_group, const grouping& grp) {
+  w.tau[g] = lambda_group * grp.weight(g, w.size[g]);
+  const double tau = w.tau[g];
+  if (std::isnan(w.uu[g])) {
+    w.state[g] = 4;
+  } else if (tau == 0.0) {
+    // No group shrink (lambda_group 0, e.g. lr 0 in the regularizer): decided before the test
+    // below, which a group of tiny u (||u / d||^2 underflowing to 0) would otherwise fail.
+    w.state[g] = 3;
+  } else if (w.dmax[g] == 0.0) {
+    // Every step of the group is 0: the prox is the identity there. Decided here because the
+    // root search divides by r + d_i tau, which is 0/0 when ||u|| underflows to 0.
+    w.state[g] = 3;
+  } else if (!(w.scaled[g] > tau * tau)) {
+    w.state[g] = 2;  // includes ||u|| = 0
+  } else {
+    const double norm = std::sqrt(w.uu[g]);
+    w.hi[g] = norm;
+    w.lo[g] = std::max(0.0, norm - w.dmax[g] * tau);
+    w.r[g] = w.lo[g];
+    w.state[g] = 0;
+    return true;
+  }
+  return false;
+}
+
+/// One safeguarded Newton step from the sums of the last pass; returns true when the group is done.
+inline bool es_newton_step(element_step_work& w, std::size_t g) {
+  const double F = w.fv[g] - 1.0;  // F(r); F'(r) = -2 fd
+  if (F == 0.0) {
+    w.state[g] = 1;
+    return true;
+  }
+  if (F > 0.0) w.lo[g] = w.r[g];
+  else w.hi[g] = w.r[g];
+  const double step = F / (2.0 * w.fd[g]);
+  // Newton converges quadratically: with F'' / (2 |F'|) <= 1.5 / r here, the error after a step
+  // of relative size 1e-9 is below 2e-18 relative, under double rounding. This is tested before
+  // the bracket: at the root itself F is rounding noise of either sign, and a step that rounds
+  // onto the bracket's end must end the search, not fall back to a bisection step (which once
+  // moved converged roots by ~1e-9 relative and then stopped there).
+  if (std::fabs(step) <= 1e-9 * w.r[g]) {
+    w.r[g] += step;
+    w.state[g] = 1;
+    return true;
+  }
+  double next = w.r[g] + step;
+  if (!(next > w.lo[g] && next < w.hi[g])) next = 0.5 * (w.lo[g] + w.hi[g]);
+  w.r[g] = next;
+  if (!(w.hi[g] - w.lo[g] <= 1e-15 * w.hi[g])) return false;
+  w.state[g] = 1;
+  return true;
+}
+
+/// The whole prox for the groups of one block: for_runs(f) calls f(src, y, d, sy, sd, g0, gs, n)
+/// for every run of the block, in the same order each time; the block owns its groups whole.
+template <class T, class ForRuns>
+void es_solve_block(ForRuns&& for_runs, double lambda_group, const grouping& grp, T l1, element_step_work& w,
+                    std::vector<std::size_t>& ids) {
+  ids.clear();
+  for_runs([&](const T* src, T* y, const T* d, std::ptrdiff_t sy, std::ptrdiff_t sd, std::size_t g0, std::size_t gs,
+               std::size_t n) { es_stats(src, y, d, sy, sd, g0, gs, n, l1, w, ids); });
+  std::size_t solving = 0;
+  for (std::size_t g : ids) solving += es_decide(w, g, lambda_group, grp);
+  // Newton passes over the block while it is in cache; a group leaves once its iterate stops moving.
+  for (int it = 0; it < 100 && solving > 0; ++it) {
+    for (std::size_t g : ids)
+      if (w.state[g] == 0) w.fv[g] = w.fd[g] = 0.0;
+    for_runs([&](const T*, T* y, const T* d, std::ptrdiff_t sy, std::ptrdiff_t sd, std::size_t g0, std::size_t gs,
+                 std::size_t n) { es_newton(y, d, sy, sd, g0, gs, n, w); });
+    for (std::size_t g : ids)
+      if (w.state[g] == 0 && es_newton_step(w, g)) --solving;
+  }
+  for_runs([&](const T*, T* y, const T* d, std::ptrdiff_t sy, std::ptrdiff_t sd, std::size_t g0, std::size_t gs,
+               std::size_t n) { es_final(y, d, sy, sd, g0, gs, n, w); });
+}
+
+/// Elements per block of the per-element-step prox: y and d of a float block (256 KB) stay in
+/// L2 through the Newton passes. (A macro so that the thread tests can make blocks small.)
+#ifndef SPARSEREG_ELEMENT_STEPS_BLOCK
+#define SPARSEREG_ELEMENT_STEPS_BLOCK (std::size_t(1) << 15)
+#endif
+inline constexpr std::size_t es_block_elements = SPARSEREG_ELEMENT_STEPS_BLOCK;
 
 /// The prox itself. The caller has checked everything: x, y and d of one shape, y equal to x or
 /// disjoint from it, d disjoint from y, grp valid for x's shape, every d_i finite and >= 0.
@@ -114,114 +514,92 @@ template <class T>
 prox_result group_prox_element_steps(double lambda_group, double lambda_l1, const grouping& grp, const view<const T>& x,
                                      const view<T>& y, const view<const T>& d, steps_already_checked_t) {
   if (x.size() == 0) return {};
-  // Pass 1: u = soft_threshold(x, d * lambda_1), written to y (y may alias x).
-  const T l1 = static_cast<T>(lambda_l1);
-  elementwise_sweep(x, y, d, [l1](const T* xp, std::ptrdiff_t sx, T* yp, std::ptrdiff_t sy, const T* dp,
-                                  std::ptrdiff_t sd, std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) {
-      const auto k = static_cast<std::ptrdiff_t>(i);
-      yp[k * sy] = soft_threshold_select(xp[k * sx], dp[k * sd] * l1);
-    }
-    return sweep_totals{};
-  });
-
+  T l1 = static_cast<T>(lambda_l1);
+  // Pass 1 (the soft threshold) is fused into the first pass of each block, reading x at y's
+  // offsets, when x has y's strides (in place, or both contiguous); otherwise it runs first, on
+  // its own, and the blocks start from u in y (soft threshold at 0: the identity, bit for bit).
+  bool same_layout = true;
+  for (std::size_t i = 0; i < x.rank(); ++i) same_layout = same_layout && x.stride(i) == y.stride(i);
+  const T* src = x.data();
+  if (!same_layout) {
+    elementwise_sweep(x, y, d, [l1](const T* xp, std::ptrdiff_t sx, T* yp, std::ptrdiff_t sy, const T* dp,
+                                    std::ptrdiff_t sd, std::size_t n) {
+      for (std::size_t i = 0; i < n; ++i) {
+        const auto k = static_cast<std::ptrdiff_t>(i);
+        yp[k * sy] = soft_threshold_select(xp[k * sx], dp[k * sd] * l1);
+      }
+      return sweep_totals{};
+    });
+    src = y.data();
+    l1 = T(0);
+  }
   const std::size_t G = grp.group_count(x);
-  std::vector<element_step_stats> st(G);
-  std::vector<double> tau(G, 0.0), lo(G), hi(G), r(G);
-  std::vector<unsigned char> state(G, 0);  // 0 = solving, 1 = root found, 2 = zero, 3 = no shrink, 4 = NaN
-  // Pass 2: ||u||^2, ||u / d||^2 (0/0 -> 0, u/0 -> inf), d_max and the group sizes.
-  grouped_pass(grp, y, d, st, [](T& yv, T dv, element_step_stats& a, std::size_t) {
-    const double u = static_cast<double>(yv);
-    const double dd = static_cast<double>(dv);
-    a.uu += u * u;
-    const double q = dd > 0.0 ? (u / dd) * (u / dd) : std::numeric_limits<double>::infinity();
-    a.scaled += u != 0.0 ? q : 0.0;
-    a.dmax = dd > a.dmax ? dd : a.dmax;
-    ++a.size;
-  }, [](std::size_t) { return false; });
-  std::size_t solving = 0;
-  for (std::size_t g = 0; g < G; ++g) {
-    tau[g] = lambda_group * grp.weight(g, st[g].size);
-    const double norm = std::sqrt(st[g].uu);
-    if (std::isnan(st[g].uu)) {
-      state[g] = 4;
-    } else if (tau[g] == 0.0) {
-      // No group shrink (lambda_group 0, e.g. lr 0 in the regularizer): decided before the test
-      // below, which a group of tiny u (||u / d||^2 underflowing to 0) would otherwise fail.
-      state[g] = 3;
-    } else if (st[g].dmax == 0.0) {
-      // Every step of the group is 0: the prox is the identity there. Decided here because the
-      // root search below divides by r + d_i tau, which is 0/0 when ||u|| underflows to 0.
-      state[g] = 3;
-    } else if (!(st[g].scaled > tau[g] * tau[g])) {
-      state[g] = 2;  // includes ||u|| = 0
-    } else {
-      hi[g] = norm;
-      lo[g] = std::max(0.0, norm - st[g].dmax * tau[g]);
-      r[g] = lo[g];
-      ++solving;
-    }
-  }
-  // Newton passes, all groups in lockstep; a group leaves once its iterate stops moving.
-  std::vector<element_step_newton> nw(G);
-  for (int it = 0; it < 100 && solving > 0; ++it) {
-    for (auto& a : nw) a = element_step_newton{};
-    grouped_pass(
-        grp, y, d, nw,
-        [&](T& yv, T dv, element_step_newton& a, std::size_t g) {
-          const double u = static_cast<double>(yv);
-          const double inv = 1.0 / (r[g] + static_cast<double>(dv) * tau[g]);
-          // u = 0 contributes 0 (selected, not branched: l1 zeroes elements at random; the
-          // select also drops the NaN of 0 * inf when r = 0 and d = 0).
-          const double t2 = u != 0.0 ? (u * inv) * (u * inv) : 0.0;
-          a.fv += t2;
-          a.fd += u != 0.0 ? t2 * inv : 0.0;
-        },
-        [&](std::size_t g) { return state[g] != 0; });
-    for (std::size_t g = 0; g < G; ++g) {
-      if (state[g] != 0) continue;
-      const double F = nw[g].fv - 1.0;  // F(r); F'(r) = -2 fd
-      if (F == 0.0) {
-        state[g] = 1;
-        --solving;
-        continue;
+  element_step_work w(G);
+  [[maybe_unused]] const bool parallel = worth_parallel(x.size());
+  if (grp.is_explicit()) {
+    // Index lists: each group is a block of single-element runs.
+    const auto& off = grp.explicit_offsets();
+    const auto& idx = grp.explicit_indices();
+    for_each_thread_share(G, parallel, [&](std::size_t g0, std::size_t g1) {
+      std::vector<std::size_t> ids;
+      for (std::size_t g = g0; g < g1; ++g)
+        es_solve_block<T>(
+            [&](auto&& f) {
+              for (std::size_t k = off[g]; k < off[g + 1]; ++k) {
+                const std::ptrdiff_t oy = y.offset_of_flat(idx[k]);
+                f(src + oy, y.data() + oy, d.data() + d.offset_of_flat(idx[k]), 1, 1, g, 0, 1);
+              }
+            },
+            lambda_group, grp, l1, w, ids);
+    });
+  } else {
+    const plan p = keyed_plan(y, d, row_major_key_strides(grp.axis_mask(), y.extents(), y.rank()));
+    const plan_axis& r = p.run();
+    // Blocks along the outermost axis that carries the group index own whole groups (a group's
+    // elements share their coordinate there); a block's runs are visited in memory order, so
+    // each group is accumulated in the same order whatever the blocks and the thread count.
+    std::size_t split = p.rank;
+    for (std::size_t k = 0; k < p.rank; ++k)
+      if (p.axes[k].stride_c != 0) {
+        split = k;
+        break;
       }
-      if (F > 0.0) lo[g] = r[g];
-      else hi[g] = r[g];
-      double next = r[g] + F / (2.0 * nw[g].fd);
-      if (!(next > lo[g] && next < hi[g])) next = 0.5 * (lo[g] + hi[g]);
-      // Newton converges quadratically: after a step of relative size 1e-9 the remaining error
-      // is about 1e-18 relative, below double rounding (and below the rounding noise of F).
-      if (std::fabs(next - r[g]) <= 1e-9 * next || hi[g] - lo[g] <= 1e-15 * hi[g]) {
-        state[g] = 1;
-        --solving;
+    const std::size_t es = split < p.rank ? p.axes[split].extent : 1;
+    const std::size_t per_unit = p.size / es;
+    std::size_t unit = std::max<std::size_t>(1, es_block_elements / per_unit);
+    // Split along the runs themselves (columns of a row-major matrix): whole cache lines per row.
+    if (split + 1 == p.rank) unit = (std::max<std::size_t>(unit, 64) + 15) / 16 * 16;
+    const std::size_t nb = split < p.rank ? (es + unit - 1) / unit : 1;
+    for_each_thread_share(nb, parallel && nb > 1, [&](std::size_t b0, std::size_t b1) {
+      std::vector<std::size_t> ids;
+      for (std::size_t b = b0; b < b1; ++b) {
+        const std::size_t lo = b * unit, hi = std::min(es, lo + unit);
+        es_solve_block<T>(
+            [&](auto&& f) {
+              const auto visit = [&](const run_position& pos, std::size_t a, std::size_t e) {
+                const std::ptrdiff_t oy = pos.offset_a + static_cast<std::ptrdiff_t>(a) * r.stride_a;
+                const std::ptrdiff_t od = pos.offset_b + static_cast<std::ptrdiff_t>(a) * r.stride_b;
+                const auto g0 = static_cast<std::size_t>(pos.offset_c + static_cast<std::ptrdiff_t>(a) * r.stride_c);
+                f(src + oy, y.data() + oy, d.data() + od, r.stride_a, r.stride_b, g0,
+                  static_cast<std::size_t>(r.stride_c), e - a);
+              };
+              if (split + 1 == p.rank)
+                for_each_run(p, p.rank, 0, 0, [&](const run_position& pos) { visit(pos, lo, hi); });
+              else if (split < p.rank)
+                for_each_run(p, split, lo, hi, [&](const run_position& pos) { visit(pos, 0, r.extent); });
+              else
+                for_each_run(p, p.rank, 0, 0, [&](const run_position& pos) { visit(pos, 0, r.extent); });
+            },
+            lambda_group, grp, l1, w, ids);
       }
-      r[g] = next;
-    }
+    });
   }
-  // Final pass: z_i = u_i * r / (r + d_i tau), and the value at z.
-  std::vector<element_step_final> fin(G);
-  const T nan = std::numeric_limits<T>::quiet_NaN();
-  grouped_pass(grp, y, d, fin, [&](T& yv, T dv, element_step_final& a, std::size_t g) {
-    T z = yv;
-    switch (state[g]) {
-      case 2: z = z * T(0); break;  // the signed zero of the scalar prox's pre(x) * 0 (-0.0 stays)
-      case 4: z = nan; break;
-      case 3: break;
-      default: z = static_cast<T>(static_cast<double>(z) * r[g] / (r[g] + static_cast<double>(dv) * tau[g]));
-    }
-    yv = z;
-    const double zd = static_cast<double>(z);
-    a.zz += zd * zd;
-    a.zabs += std::fabs(zd);
-    a.zeros += (z == T(0));
-  }, [](std::size_t) { return false; });
   prox_result res;
   res.groups = G;
   for (std::size_t g = 0; g < G; ++g) {
-    res.value += tau[g] * std::sqrt(fin[g].zz) + lambda_l1 * fin[g].zabs;
-    res.zero_elements += fin[g].zeros;
-    res.zero_groups += (fin[g].zeros == st[g].size);
+    res.value += w.tau[g] * std::sqrt(w.zz[g]) + lambda_l1 * w.zabs[g];
+    res.zero_elements += w.zeros[g];
+    res.zero_groups += (w.zeros[g] == w.size[g]);
   }
   return res;
 }
