@@ -79,11 +79,10 @@ inline double es_total(const double* a) noexcept {
   return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
 }
 
-/// Calls one(i, lane) for start <= i < n, lane = i mod es_lanes (start is a multiple of es_lanes:
-/// what a vector loop has done before).
+/// Calls one(i, lane) for i < n, lane = i mod es_lanes.
 template <class One>
-inline void es_lane_loop(std::size_t start, std::size_t n, One&& one) {
-  std::size_t j = start;
+inline void es_lane_loop(std::size_t n, One&& one) {
+  std::size_t j = 0;
   for (; j + es_lanes <= n; j += es_lanes)
     for (std::size_t l = 0; l < es_lanes; ++l) one(j + l, l);
   for (std::size_t l = 0; j < n; ++j, ++l) one(j, l);
@@ -121,14 +120,43 @@ inline constexpr std::size_t es_min_lane_run = es_lanes;
 
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
 // Vector forms of the three lane loops for contiguous float runs: vector lane l is lane l of the
-// scalar loops (8 doubles per register), with the same operations per element; each returns
-// how many elements it did (a multiple of es_lanes) and leaves its lanes in the arrays.
+// scalar loops (8 doubles per register), with the same operations per element, the last partial
+// block through masked loads (inactive lanes load 0 and add +0.0 to sums that are >= +0.0, so
+// they change no bit), and the lanes combined in registers in es_total's tree.
 //
-// Zero-masked forms with full masks: the unmasked conversions and max trip GCC 12's
+// Zero-masked forms with full masks: the unmasked conversions, max and permutes trip GCC 12's
 // -Wmaybe-uninitialized inside its own headers (their undefined pass-through operand).
 inline constexpr __mmask8 es_all = 0xff;
 inline __m512d es_widen(__m256 v) noexcept { return _mm512_maskz_cvtps_pd(es_all, v); }
 inline __m256 es_narrow(__m512d v) noexcept { return _mm512_maskz_cvtpd_ps(es_all, v); }
+inline __m256 es_low_half(__m512 v) noexcept {
+  return _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xf, _mm512_castps_pd(v), 0));
+}
+/// Elements j..j+7 of p, or only the first `count` of them (the rest 0) when count < 8.
+inline __m256 es_load(const float* p, std::size_t count) noexcept {
+  if (count >= es_lanes) return _mm256_loadu_ps(p);
+  const auto m = static_cast<__mmask16>((1u << count) - 1u);
+  return es_low_half(_mm512_maskz_loadu_ps(m, p));
+}
+inline void es_store(float* p, __m256 v, std::size_t count) noexcept {
+  if (count >= es_lanes) return _mm256_storeu_ps(p, v);
+  _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << count) - 1u), _mm512_castps256_ps512(v));
+}
+/// es_total of the 8 lanes: ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)), the same tree.
+inline double es_total(__m512d a) noexcept {
+  const __m512d s1 = _mm512_add_pd(a, _mm512_maskz_permute_pd(es_all, a, 0x55));  // pairs swapped
+  const __m512d s2 = _mm512_add_pd(s1, _mm512_maskz_shuffle_f64x2(es_all, s1, s1, _MM_SHUFFLE(2, 3, 0, 1)));
+  const __m512d s3 = _mm512_add_pd(s2, _mm512_maskz_shuffle_f64x2(es_all, s2, s2, _MM_SHUFFLE(1, 0, 3, 2)));
+  return _mm512_cvtsd_f64(s3);
+}
+/// The largest lane (no NaN: the steps are checked; order does not matter for a maximum).
+inline double es_max(__m512d a) noexcept {
+  alignas(64) double l[es_lanes];
+  _mm512_store_pd(l, a);
+  double m = l[0];
+  for (std::size_t i = 1; i < es_lanes; ++i) m = l[i] > m ? l[i] : m;
+  return m;
+}
 /// soft_threshold_select(x, d * l1) of 8 floats: copysign(|x| - t < 0 ? 0 : |x| - t, x), NaN kept.
 inline __m256 es_threshold(__m256 xv, __m256 dv, __m256 vl1) noexcept {
   const __m256 zf = _mm256_setzero_ps(), sign = _mm256_set1_ps(-0.0f);
@@ -143,69 +171,75 @@ inline __m512d es_scaled_square(__m512d u, __m512d dd) noexcept {
   const __m512d q = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(dd, zero, _CMP_GT_OQ), inf, _mm512_mul_pd(ratio, ratio));
   return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(u, zero, _CMP_NEQ_UQ), q);
 }
-/// Pass 1 on elements j..j+7: u = the soft threshold of src, stored to y; u and d in double.
-inline void es_pass1(const float* src, float* y, const float* d, std::size_t j, __m256 vl1, __m512d& u,
+/// Pass 1 on elements j..j+count-1 (count <= 8): u = the soft threshold of src, stored to y;
+/// u and d in double (0 in lanes past count).
+inline void es_pass1(const float* src, float* y, const float* d, std::size_t count, __m256 vl1, __m512d& u,
                      __m512d& dd) noexcept {
-  const __m256 dv = _mm256_loadu_ps(d + j);
-  const __m256 uv = es_threshold(_mm256_loadu_ps(src + j), dv, vl1);
-  _mm256_storeu_ps(y + j, uv);
+  const __m256 dv = es_load(d, count);
+  const __m256 uv = es_threshold(es_load(src, count), dv, vl1);
+  es_store(y, uv, count);
   u = es_widen(uv);
   dd = es_widen(dv);
 }
-inline std::size_t es_stats_avx512(const float* src, float* y, const float* d, std::size_t n, float l1, double* a,
-                                   double* b, double* m) noexcept {
-  const __m256 vl1 = _mm256_set1_ps(l1);
-  const __m512d zero = _mm512_setzero_pd();
-  __m512d va = zero, vb = zero, vm = zero, u, dd;
+/// Calls body(j, count) for the blocks of 8 of a run of n and its last partial block.
+template <class Body>
+inline void es_blocks(std::size_t n, Body&& body) {
   std::size_t j = 0;
-  for (; j + es_lanes <= n; j += es_lanes) {
-    es_pass1(src, y, d, j, vl1, u, dd);
+  for (; j + es_lanes <= n; j += es_lanes) body(j, es_lanes);
+  if (j < n) body(j, n - j);
+}
+/// Pass 1 of a run of one group: totals of u^2 and (u / d)^2, and max d.
+inline void es_stats_avx512(const float* src, float* y, const float* d, std::size_t n, float l1, double& uu,
+                            double& scaled, double& dmax) noexcept {
+  const __m256 vl1 = _mm256_set1_ps(l1);
+  __m512d va = _mm512_setzero_pd(), vb = va, vm = va;
+  es_blocks(n, [&](std::size_t j, std::size_t count) {
+    __m512d u, dd;
+    es_pass1(src + j, y + j, d + j, count, vl1, u, dd);
     va = _mm512_add_pd(va, _mm512_mul_pd(u, u));
     vb = _mm512_add_pd(vb, es_scaled_square(u, dd));
     vm = _mm512_maskz_max_pd(es_all, dd, vm);  // dd > m ? dd : m (no NaN here; equal zeros keep m)
-  }
-  _mm512_storeu_pd(a, va);
-  _mm512_storeu_pd(b, vb);
-  _mm512_storeu_pd(m, vm);
-  return j;
+  });
+  uu = es_total(va);
+  scaled = es_total(vb);
+  dmax = es_max(vm);
 }
-inline std::size_t es_newton_avx512(const float* y, const float* d, std::size_t n, double r, double tau, double* a,
-                                    double* b) noexcept {
+/// A Newton pass over a run of one group: totals of u^2 / q^2 and u^2 / q^3, q = r + d tau.
+inline void es_newton_avx512(const float* y, const float* d, std::size_t n, double r, double tau, double& fv,
+                             double& fd) noexcept {
   const __m512d zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0), vr = _mm512_set1_pd(r), vt = _mm512_set1_pd(tau);
   __m512d va = zero, vb = zero;
-  std::size_t j = 0;
-  for (; j + es_lanes <= n; j += es_lanes) {
-    const __m512d u = es_widen(_mm256_loadu_ps(y + j)), dd = es_widen(_mm256_loadu_ps(d + j));
+  es_blocks(n, [&](std::size_t j, std::size_t count) {
+    const __m512d u = es_widen(es_load(y + j, count)), dd = es_widen(es_load(d + j, count));
     const __m512d inv = _mm512_div_pd(one, _mm512_add_pd(vr, _mm512_mul_pd(dd, vt)));
     const __m512d ui = _mm512_mul_pd(u, inv);
     const __mmask8 nz = _mm512_cmp_pd_mask(u, zero, _CMP_NEQ_UQ);
     const __m512d t2 = _mm512_maskz_mov_pd(nz, _mm512_mul_pd(ui, ui));
     va = _mm512_add_pd(va, t2);
     vb = _mm512_add_pd(vb, _mm512_maskz_mov_pd(nz, _mm512_mul_pd(t2, inv)));
-  }
-  _mm512_storeu_pd(a, va);
-  _mm512_storeu_pd(b, vb);
-  return j;
+  });
+  fv = es_total(va);
+  fd = es_total(vb);
 }
-/// The final pass for a group being shrunk (es_output's default case).
-inline std::size_t es_final_avx512(float* y, const float* d, std::size_t n, double r, double tau, double* a, double* b,
-                                   std::size_t& zeros) noexcept {
+/// The final pass over a run of a group being shrunk (es_output's default case): totals of z^2,
+/// |z| and the zeros.
+inline void es_final_avx512(float* y, const float* d, std::size_t n, double r, double tau, double& zz, double& zabs,
+                            std::size_t& zeros) noexcept {
   const __m512d zero = _mm512_setzero_pd(), vr = _mm512_set1_pd(r), vt = _mm512_set1_pd(tau);
   const __m512d abs_mask = _mm512_castsi512_pd(_mm512_set1_epi64(0x7fffffffffffffffLL));
   __m512d va = zero, vb = zero;
-  std::size_t j = 0;
-  for (; j + es_lanes <= n; j += es_lanes) {
-    const __m512d u = es_widen(_mm256_loadu_ps(y + j)), dd = es_widen(_mm256_loadu_ps(d + j));
+  es_blocks(n, [&](std::size_t j, std::size_t count) {
+    const __m512d u = es_widen(es_load(y + j, count)), dd = es_widen(es_load(d + j, count));
     const __m256 z = es_narrow(_mm512_div_pd(_mm512_mul_pd(u, vr), _mm512_add_pd(vr, _mm512_mul_pd(dd, vt))));
-    _mm256_storeu_ps(y + j, z);
+    es_store(y + j, z, count);
     const __m512d zd = es_widen(z);
     va = _mm512_add_pd(va, _mm512_mul_pd(zd, zd));
     vb = _mm512_add_pd(vb, _mm512_and_pd(zd, abs_mask));
-    zeros += static_cast<std::size_t>(__builtin_popcount(_mm512_cmp_pd_mask(zd, zero, _CMP_EQ_OQ)));
-  }
-  _mm512_storeu_pd(a, va);
-  _mm512_storeu_pd(b, vb);
-  return j;
+    const auto live = static_cast<__mmask8>((1u << count) - 1u);  // count <= 8
+    zeros += static_cast<std::size_t>(__builtin_popcount(_mm512_mask_cmp_pd_mask(live, zd, zero, _CMP_EQ_OQ)));
+  });
+  zz = es_total(va);
+  zabs = es_total(vb);
 }
 
 // The same passes for contiguous float runs that cross groups (gs = 1: element j of the run
@@ -218,7 +252,7 @@ inline std::size_t es_stats_cross_avx512(const float* src, float* y, const float
   __m512d u, dd;
   std::size_t j = 0;
   for (; j + es_lanes <= n; j += es_lanes) {
-    es_pass1(src, y, d, j, vl1, u, dd);
+    es_pass1(src + j, y + j, d + j, es_lanes, vl1, u, dd);
     _mm512_storeu_pd(uu + j, _mm512_add_pd(_mm512_loadu_pd(uu + j), _mm512_mul_pd(u, u)));
     _mm512_storeu_pd(scaled + j, _mm512_add_pd(_mm512_loadu_pd(scaled + j), es_scaled_square(u, dd)));
     _mm512_storeu_pd(dmax + j, _mm512_maskz_max_pd(es_all, dd, _mm512_loadu_pd(dmax + j)));
@@ -323,18 +357,22 @@ void es_stats(const T* src, T* y, const T* d, std::ptrdiff_t sy, std::ptrdiff_t 
     w.uu[g0] = a, w.scaled[g0] = b, w.dmax[g0] = m;
     return;
   }
-  double a[es_lanes] = {}, b[es_lanes] = {}, m[es_lanes] = {};
-  std::size_t start = 0;
+  double ta, tb, tm;
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
   if constexpr (std::is_same_v<T, float>)
-    if (sy == 1 && sd == 1) start = es_stats_avx512(src, y, d, n, l1, a, b, m);
+    if (sy == 1 && sd == 1) {
+      es_stats_avx512(src, y, d, n, l1, ta, tb, tm);
+      w.uu[g0] += ta, w.scaled[g0] += tb, w.dmax[g0] = tm > w.dmax[g0] ? tm : w.dmax[g0];
+      return;
+    }
 #endif
-  es_lane_loop(start, n, [&](std::size_t i, std::size_t l) {
+  double a[es_lanes] = {}, b[es_lanes] = {}, m[es_lanes] = {};
+  es_lane_loop(n, [&](std::size_t i, std::size_t l) {
     elem(static_cast<std::ptrdiff_t>(i), sy, sd, a[l], b[l], m[l]);
   });
-  w.uu[g0] += es_total(a);
-  w.scaled[g0] += es_total(b);
-  for (double v : m) w.dmax[g0] = v > w.dmax[g0] ? v : w.dmax[g0];
+  ta = es_total(a), tb = es_total(b), tm = 0.0;
+  for (double v : m) tm = v > tm ? v : tm;
+  w.uu[g0] += ta, w.scaled[g0] += tb, w.dmax[g0] = tm > w.dmax[g0] ? tm : w.dmax[g0];
 }
 
 /// One Newton pass over a run: F(r) + 1 and -F'(r) / 2 of the groups still solving.
@@ -364,15 +402,18 @@ void es_newton(const T* y, const T* d, std::ptrdiff_t sy, std::ptrdiff_t sd, std
     w.fv[g0] = a, w.fd[g0] = b;
     return;
   }
-  double a[es_lanes] = {}, b[es_lanes] = {};
-  std::size_t start = 0;
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
   if constexpr (std::is_same_v<T, float>)
-    if (sy == 1 && sd == 1) start = es_newton_avx512(y, d, n, w.r[g0], w.tau[g0], a, b);
+    if (sy == 1 && sd == 1) {
+      double ta, tb;
+      es_newton_avx512(y, d, n, w.r[g0], w.tau[g0], ta, tb);
+      w.fv[g0] += ta, w.fd[g0] += tb;
+      return;
+    }
 #endif
-  es_lane_loop(start, n, [&](std::size_t i, std::size_t l) { elem(static_cast<std::ptrdiff_t>(i), g0, a[l], b[l]); });
-  w.fv[g0] += es_total(a);
-  w.fd[g0] += es_total(b);
+  double a[es_lanes] = {}, b[es_lanes] = {};
+  es_lane_loop(n, [&](std::size_t i, std::size_t l) { elem(static_cast<std::ptrdiff_t>(i), g0, a[l], b[l]); });
+  w.fv[g0] += es_total(a), w.fd[g0] += es_total(b);
 }
 
 /// Final pass over a run: z = es_output, written to y, and per group ||z||^2, ||z||_1, zeros.
@@ -408,19 +449,19 @@ void es_final(T* y, const T* d, std::ptrdiff_t sy, std::ptrdiff_t sd, std::size_
     w.zz[g0] = a, w.zabs[g0] = b, w.zeros[g0] = zeros;
     return;
   }
-  double a[es_lanes] = {}, b[es_lanes] = {};
-  std::size_t zeros = 0, start = 0;
+  std::size_t zeros = 0;
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
   if constexpr (std::is_same_v<T, float>)
-    if (sy == 1 && sd == 1 && (w.state[g0] == 0 || w.state[g0] == 1))
-      start = es_final_avx512(y, d, n, w.r[g0], w.tau[g0], a, b, zeros);
+    if (sy == 1 && sd == 1 && (w.state[g0] == 0 || w.state[g0] == 1)) {
+      double ta, tb;
+      es_final_avx512(y, d, n, w.r[g0], w.tau[g0], ta, tb, zeros);
+      w.zz[g0] += ta, w.zabs[g0] += tb, w.zeros[g0] += zeros;
+      return;
+    }
 #endif
-  es_lane_loop(start, n, [&](std::size_t i, std::size_t l) {
-    elem(static_cast<std::ptrdiff_t>(i), g0, a[l], b[l], zeros);
-  });
-  w.zz[g0] += es_total(a);
-  w.zabs[g0] += es_total(b);
-  w.zeros[g0] += zeros;
+  double a[es_lanes] = {}, b[es_lanes] = {};
+  es_lane_loop(n, [&](std::size_t i, std::size_t l) { elem(static_cast<std::ptrdiff_t>(i), g0, a[l], b[l], zeros); });
+  w.zz[g0] += es_total(a), w.zabs[g0] += es_total(b), w.zeros[g0] += zeros;
 }
 
 /// After pass 1: the group's case, and the bracket of its root when it needs one (returns true).
