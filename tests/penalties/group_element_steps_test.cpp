@@ -15,11 +15,19 @@
 
 namespace sr = sparsereg;
 
-// Built a second time with -march=native where that has AVX-512 (tests/CMakeLists.txt): the
-// contiguous float runs then take the AVX-512 kernels, which this file must then reach.
+// Built again with -march=native (tests/CMakeLists.txt): with AVX-512 the contiguous float runs
+// take the AVX-512 kernels (width 16), without it (-mno-avx512f, width 8) the GNU-vector kernels
+// in AVX2 registers; the default build tests the latter at SSE2.
 #if defined(SPARSEREG_TEST_VECTOR_WIDTH) && SPARSEREG_TEST_VECTOR_WIDTH == 16 && \
     !(defined(__AVX512F__) && defined(__AVX512DQ__))
 #error "SPARSEREG_TEST_VECTOR_WIDTH=16 needs AVX-512 F and DQ"
+#endif
+#if defined(SPARSEREG_TEST_VECTOR_WIDTH) && SPARSEREG_TEST_VECTOR_WIDTH == 8 && \
+    (!defined(__AVX2__) || defined(__AVX512F__))
+#error "SPARSEREG_TEST_VECTOR_WIDTH=8 needs AVX2 without AVX-512"
+#endif
+#if !defined(SPARSEREG_ES_VECTOR) && defined(__GNUC__)
+#error "the per-element-step group prox has no vector kernels in this build"
 #endif
 
 namespace {

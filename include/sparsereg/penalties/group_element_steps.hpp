@@ -42,6 +42,8 @@
 #include <array>      // std::array
 #include <cmath>      // std::sqrt, std::fabs, std::isnan, std::isfinite
 #include <cstddef>    // std::size_t, std::ptrdiff_t
+#include <cstdint>    // std::int32_t, std::int64_t
+#include <cstring>    // std::memcpy
 #include <limits>     // std::numeric_limits
 #include <type_traits>  // std::is_same_v
 #include <vector>     // std::vector
@@ -114,9 +116,14 @@ inline T es_output(T u, T dv, unsigned char state, double r, double tau) noexcep
   }
 }
 
-/// Runs shorter than this go element by element into the group's sums (one lane block at least,
-/// so the input channels of a 3x3 conv, runs of 9, take the vector kernels too).
+/// Runs shorter than this go element by element into the group's sums: one lane block with the
+/// AVX-512 kernels (the input channels of a 3x3 conv, runs of 9, take them), two otherwise (the
+/// generic kernels' partial halves cost more than they save on runs of 9: 0.6 against 1.45 GB/s).
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
 inline constexpr std::size_t es_min_lane_run = es_lanes;
+#else
+inline constexpr std::size_t es_min_lane_run = 2 * es_lanes;
+#endif
 
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
 // Vector forms of the three lane loops for contiguous float runs: vector lane l is lane l of the
@@ -189,7 +196,7 @@ inline void es_blocks(std::size_t n, Body&& body) {
   if (j < n) body(j, n - j);
 }
 /// Pass 1 of a run of one group: totals of u^2 and (u / d)^2, and max d.
-inline void es_stats_avx512(const float* src, float* y, const float* d, std::size_t n, float l1, double& uu,
+inline void es_stats_vec(const float* src, float* y, const float* d, std::size_t n, float l1, double& uu,
                             double& scaled, double& dmax) noexcept {
   const __m256 vl1 = _mm256_set1_ps(l1);
   __m512d va = _mm512_setzero_pd(), vb = va, vm = va;
@@ -205,7 +212,7 @@ inline void es_stats_avx512(const float* src, float* y, const float* d, std::siz
   dmax = es_max(vm);
 }
 /// A Newton pass over a run of one group: totals of u^2 / q^2 and u^2 / q^3, q = r + d tau.
-inline void es_newton_avx512(const float* y, const float* d, std::size_t n, double r, double tau, double& fv,
+inline void es_newton_vec(const float* y, const float* d, std::size_t n, double r, double tau, double& fv,
                              double& fd) noexcept {
   const __m512d zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0), vr = _mm512_set1_pd(r), vt = _mm512_set1_pd(tau);
   __m512d va = zero, vb = zero;
@@ -223,7 +230,7 @@ inline void es_newton_avx512(const float* y, const float* d, std::size_t n, doub
 }
 /// The final pass over a run of a group being shrunk (es_output's default case): totals of z^2,
 /// |z| and the zeros.
-inline void es_final_avx512(float* y, const float* d, std::size_t n, double r, double tau, double& zz, double& zabs,
+inline void es_final_vec(float* y, const float* d, std::size_t n, double r, double tau, double& zz, double& zabs,
                             std::size_t& zeros) noexcept {
   const __m512d zero = _mm512_setzero_pd(), vr = _mm512_set1_pd(r), vt = _mm512_set1_pd(tau);
   const __m512d abs_mask = _mm512_castsi512_pd(_mm512_set1_epi64(0x7fffffffffffffffLL));
@@ -246,7 +253,7 @@ inline void es_final_avx512(float* y, const float* d, std::size_t n, double r, d
 // belongs to group g0 + j, a row of a matrix grouped by columns): lane l serves its own group,
 // whose sums live at index j + l of the arrays, so no order changes; same operations per element
 // as the scalar loops. Each returns how many elements it did.
-inline std::size_t es_stats_cross_avx512(const float* src, float* y, const float* d, std::size_t n, float l1,
+inline std::size_t es_stats_cross_vec(const float* src, float* y, const float* d, std::size_t n, float l1,
                                          double* uu, double* scaled, double* dmax) noexcept {
   const __m256 vl1 = _mm256_set1_ps(l1);
   __m512d u, dd;
@@ -263,7 +270,7 @@ inline std::size_t es_stats_cross_avx512(const float* src, float* y, const float
 inline __m512i es_states(const unsigned char* state) noexcept {
   return _mm512_maskz_cvtepu8_epi64(es_all, _mm_loadl_epi64(reinterpret_cast<const __m128i*>(state)));
 }
-inline std::size_t es_newton_cross_avx512(const float* y, const float* d, std::size_t n, const double* r,
+inline std::size_t es_newton_cross_vec(const float* y, const float* d, std::size_t n, const double* r,
                                           const double* tau, const unsigned char* state, double* fv,
                                           double* fd) noexcept {
   const __m512d zero = _mm512_setzero_pd(), one = _mm512_set1_pd(1.0);
@@ -283,7 +290,7 @@ inline std::size_t es_newton_cross_avx512(const float* y, const float* d, std::s
   }
   return j;
 }
-inline std::size_t es_final_cross_avx512(float* y, const float* d, std::size_t n, const double* r, const double* tau,
+inline std::size_t es_final_cross_vec(float* y, const float* d, std::size_t n, const double* r, const double* tau,
                                          const unsigned char* state, double* zz, double* zabs,
                                          std::size_t* zeros) noexcept {
   static_assert(sizeof(std::size_t) == 8, "zero counts are added as 64-bit lanes");
@@ -311,6 +318,217 @@ inline std::size_t es_final_cross_avx512(float* y, const float* d, std::size_t n
   }
   return j;
 }
+#define SPARSEREG_ES_VECTOR 1
+#elif defined(__GNUC__)
+// Without AVX-512: the same six kernels in GNU vector types of 4 doubles (GCC, Clang), two per
+// block of 8 (lanes 0-3 and 4-7), which the compiler lowers to what the target has (one AVX2
+// register each, two SSE2 ones, NEON). Lane l is lane l of the scalar loops, with the same
+// operations per element; the partial last block is copied through zeroed vectors (inactive
+// lanes add +0.0 to sums >= +0.0: no bit changes). (8-double vectors were tried: GCC 12 lowers
+// them to AVX2 through the stack, slower than the scalar lanes.) Vectors are locals only: no
+// function takes or returns one by value, whose calling convention would depend on the
+// translation unit's target flags, hence the macros and reference parameters.
+typedef double es_v4d __attribute__((vector_size(32)));
+typedef float es_v4f __attribute__((vector_size(16)));
+typedef std::int64_t es_v4l __attribute__((vector_size(32)));
+typedef std::int32_t es_v4i __attribute__((vector_size(16)));
+typedef unsigned char es_v4b __attribute__((vector_size(4)));
+inline constexpr std::size_t es_half = 4;
+// m ? a : b per lane, m from a comparison of doubles (all ones or all zeros).
+#define SPARSEREG_ES_SELECT(m, a, b) ((es_v4d)((((es_v4l)(a)) & (m)) | (((es_v4l)(b)) & ~(m))))
+#define SPARSEREG_ES_WIDEN(v) __builtin_convertvector((v), es_v4d)
+
+/// Elements [0, count) of p (count may exceed 4: then 4), the rest 0.
+inline void es_load(es_v4f& v, const float* p, std::size_t count) noexcept {
+  v = es_v4f{};
+  if (count >= es_half) std::memcpy(&v, p, sizeof v);
+  else
+    for (std::size_t i = 0; i < count; ++i) v[i] = p[i];
+}
+inline void es_store(float* p, const es_v4f& v, std::size_t count) noexcept {
+  if (count >= es_half) std::memcpy(p, &v, sizeof v);
+  else
+    for (std::size_t i = 0; i < count; ++i) p[i] = v[i];
+}
+inline void es_loadd(es_v4d& v, const double* p) noexcept { std::memcpy(&v, p, sizeof v); }
+inline void es_stored(double* p, const es_v4d& v) noexcept { std::memcpy(p, &v, sizeof v); }
+/// es_total's tree over lanes 0-3 (lo) and 4-7 (hi).
+inline double es_total(const es_v4d* h) noexcept {
+  return ((h[0][0] + h[0][1]) + (h[0][2] + h[0][3])) + ((h[1][0] + h[1][1]) + (h[1][2] + h[1][3]));
+}
+inline double es_max(const es_v4d* h) noexcept {
+  double m = h[0][0];
+  for (std::size_t k = 0; k < 2; ++k)
+    for (std::size_t i = 0; i < es_half; ++i) m = h[k][i] > m ? h[k][i] : m;
+  return m;
+}
+/// |v| per lane (the sign bit cleared), added to acc.
+inline void es_add_abs(es_v4d& acc, const es_v4d& v) noexcept {
+  acc += (es_v4d)((es_v4l)v & (es_v4l{} + std::numeric_limits<std::int64_t>::max()));
+}
+/// u = soft_threshold_select(x, d * l1): copysign(|x| - t < 0 ? 0 : |x| - t, x), NaN kept.
+inline void es_threshold(es_v4f& u, const es_v4f& xv, const es_v4f& dv, float l1) noexcept {
+  const es_v4i sign = es_v4i{} + std::numeric_limits<std::int32_t>::min();
+  const es_v4i xi = (es_v4i)xv;
+  const es_v4f t = (es_v4f)(xi & ~sign) - dv * l1;
+  const es_v4i ti = (es_v4i)t & ~(t < es_v4f{});
+  u = (es_v4f)((ti & ~sign) | (xi & sign));
+}
+/// acc += es_scaled_square per lane.
+inline void es_add_scaled_square(es_v4d& acc, const es_v4d& u, const es_v4d& dd) noexcept {
+  const es_v4d ratio = u / dd;
+  const es_v4d inf = es_v4d{} + std::numeric_limits<double>::infinity();
+  const es_v4d q = SPARSEREG_ES_SELECT(dd > es_v4d{}, ratio * ratio, inf);
+  acc += SPARSEREG_ES_SELECT(u != es_v4d{}, q, es_v4d{});
+}
+/// Lanes whose group is in state s (all ones) or not (zeros).
+inline void es_state_is(es_v4l& m, const unsigned char* state, unsigned char s) noexcept {
+  es_v4b b;
+  std::memcpy(&b, state, sizeof b);
+  m = __builtin_convertvector(b, es_v4l) == (es_v4l{} + s);
+}
+/// Calls body(j, count, h) for the halves of the blocks of 8 of a run of n (h = 0: lanes 0-3,
+/// h = 1: lanes 4-7), count elements from j (count < 4 only in the last one, never 0).
+template <class Body>
+inline void es_halves(std::size_t n, Body&& body) {
+  for (std::size_t j = 0; j < n; j += es_half) body(j, n - j, (j / es_half) % 2);
+}
+/// Pass 1 on min(count, 4) elements: u stored to y; u and d in double.
+inline void es_pass1(const float* src, float* y, const float* d, std::size_t count, float l1, es_v4d& u,
+                     es_v4d& dd) noexcept {
+  es_v4f xv, dv, uv;
+  es_load(dv, d, count);
+  es_load(xv, src, count);
+  es_threshold(uv, xv, dv, l1);
+  es_store(y, uv, count);
+  u = SPARSEREG_ES_WIDEN(uv);
+  dd = SPARSEREG_ES_WIDEN(dv);
+}
+/// u and d of min(count, 4) elements, in double.
+inline void es_load_ud(es_v4d& u, es_v4d& dd, const float* y, const float* d, std::size_t count) noexcept {
+  es_v4f yv, dv;
+  es_load(yv, y, count);
+  es_load(dv, d, count);
+  u = SPARSEREG_ES_WIDEN(yv);
+  dd = SPARSEREG_ES_WIDEN(dv);
+}
+inline void es_stats_vec(const float* src, float* y, const float* d, std::size_t n, float l1, double& uu,
+                         double& scaled, double& dmax) noexcept {
+  es_v4d va[2] = {}, vb[2] = {}, vm[2] = {};
+  es_halves(n, [&](std::size_t j, std::size_t count, std::size_t h) {
+    es_v4d u, dd;
+    es_pass1(src + j, y + j, d + j, count, l1, u, dd);
+    va[h] += u * u;
+    es_add_scaled_square(vb[h], u, dd);
+    vm[h] = SPARSEREG_ES_SELECT(dd > vm[h], dd, vm[h]);
+  });
+  uu = es_total(va);
+  scaled = es_total(vb);
+  dmax = es_max(vm);
+}
+inline void es_newton_vec(const float* y, const float* d, std::size_t n, double r, double tau, double& fv,
+                          double& fd) noexcept {
+  es_v4d va[2] = {}, vb[2] = {};
+  es_halves(n, [&](std::size_t j, std::size_t count, std::size_t h) {
+    es_v4d u, dd;
+    es_load_ud(u, dd, y + j, d + j, count);
+    const es_v4d inv = 1.0 / (r + dd * tau);
+    const es_v4l nz = u != es_v4d{};
+    const es_v4d t2 = SPARSEREG_ES_SELECT(nz, (u * inv) * (u * inv), es_v4d{});
+    va[h] += t2;
+    vb[h] += SPARSEREG_ES_SELECT(nz, t2 * inv, es_v4d{});
+  });
+  fv = es_total(va);
+  fd = es_total(vb);
+}
+inline void es_final_vec(float* y, const float* d, std::size_t n, double r, double tau, double& zz, double& zabs,
+                         std::size_t& zeros) noexcept {
+  es_v4d va[2] = {}, vb[2] = {};
+  es_halves(n, [&](std::size_t j, std::size_t count, std::size_t h) {
+    es_v4d u, dd;
+    es_load_ud(u, dd, y + j, d + j, count);
+    const es_v4f z = __builtin_convertvector((u * r) / (r + dd * tau), es_v4f);
+    es_store(y + j, z, count);
+    const es_v4d zd = SPARSEREG_ES_WIDEN(z);
+    va[h] += zd * zd;
+    es_add_abs(vb[h], zd);
+    for (std::size_t i = 0; i < es_half && i < count; ++i) zeros += (z[i] == 0.0f);
+  });
+  zz = es_total(va);
+  zabs = es_total(vb);
+}
+inline std::size_t es_stats_cross_vec(const float* src, float* y, const float* d, std::size_t n, float l1, double* uu,
+                                      double* scaled, double* dmax) noexcept {
+  std::size_t j = 0;
+  for (; j + es_half <= n; j += es_half) {
+    es_v4d u, dd, a, b, m;
+    es_pass1(src + j, y + j, d + j, es_half, l1, u, dd);
+    es_loadd(a, uu + j);
+    es_loadd(b, scaled + j);
+    es_loadd(m, dmax + j);
+    a += u * u;
+    es_add_scaled_square(b, u, dd);
+    es_stored(uu + j, a);
+    es_stored(scaled + j, b);
+    es_stored(dmax + j, SPARSEREG_ES_SELECT(dd > m, dd, m));
+  }
+  return j;
+}
+inline std::size_t es_newton_cross_vec(const float* y, const float* d, std::size_t n, const double* r,
+                                       const double* tau, const unsigned char* state, double* fv,
+                                       double* fd) noexcept {
+  std::size_t j = 0;
+  for (; j + es_half <= n; j += es_half) {
+    es_v4l solving;
+    es_state_is(solving, state + j, 0);
+    es_v4d u, dd, vr, vt, f0, d0;
+    es_load_ud(u, dd, y + j, d + j, es_half);
+    es_loadd(vr, r + j);
+    es_loadd(vt, tau + j);
+    es_loadd(f0, fv + j);
+    es_loadd(d0, fd + j);
+    const es_v4d inv = 1.0 / (vr + dd * vt);
+    const es_v4l nz = u != es_v4d{};
+    const es_v4d t2 = SPARSEREG_ES_SELECT(nz, (u * inv) * (u * inv), es_v4d{});
+    es_stored(fv + j, SPARSEREG_ES_SELECT(solving, f0 + t2, f0));
+    es_stored(fd + j, SPARSEREG_ES_SELECT(solving, d0 + SPARSEREG_ES_SELECT(nz, t2 * inv, es_v4d{}), d0));
+  }
+  return j;
+}
+inline std::size_t es_final_cross_vec(float* y, const float* d, std::size_t n, const double* r, const double* tau,
+                                      const unsigned char* state, double* zz, double* zabs,
+                                      std::size_t* zeros) noexcept {
+  const es_v4d nan = es_v4d{} + std::numeric_limits<double>::quiet_NaN();
+  std::size_t j = 0;
+  for (; j + es_half <= n; j += es_half) {
+    es_v4d u, dd, vr, vt, a, b;
+    es_load_ud(u, dd, y + j, d + j, es_half);
+    es_loadd(vr, r + j);
+    es_loadd(vt, tau + j);
+    es_v4l shrunk_to_zero, kept, poisoned;
+    es_state_is(shrunk_to_zero, state + j, 2);
+    es_state_is(kept, state + j, 3);
+    es_state_is(poisoned, state + j, 4);
+    es_v4d z = (u * vr) / (vr + dd * vt);
+    z = SPARSEREG_ES_SELECT(shrunk_to_zero, u * 0.0, z);
+    z = SPARSEREG_ES_SELECT(kept, u, z);
+    z = SPARSEREG_ES_SELECT(poisoned, nan, z);
+    const es_v4f zf = __builtin_convertvector(z, es_v4f);
+    es_store(y + j, zf, es_half);
+    const es_v4d zd = SPARSEREG_ES_WIDEN(zf);
+    es_loadd(a, zz + j);
+    es_loadd(b, zabs + j);
+    a += zd * zd;
+    es_add_abs(b, zd);
+    es_stored(zz + j, a);
+    es_stored(zabs + j, b);
+    for (std::size_t i = 0; i < es_half; ++i) zeros[j + i] += (zf[i] == 0.0f);
+  }
+  return j;
+}
+#undef SPARSEREG_ES_SELECT
+#undef SPARSEREG_ES_WIDEN
+#define SPARSEREG_ES_VECTOR 1
 #endif
 
 /// Pass 1 of a block: u = soft_threshold(src, d * l1) written to y (src may be y), and per group
@@ -338,10 +556,10 @@ void es_stats(const T* src, T* y, const T* d, std::ptrdiff_t sy, std::ptrdiff_t 
       ++w.size[g0 + j * gs];
     }
     std::size_t start = 0;
-#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#if defined(SPARSEREG_ES_VECTOR)
     if constexpr (std::is_same_v<T, float>)
       if (gs == 1 && sy == 1 && sd == 1)
-        start = es_stats_cross_avx512(src, y, d, n, l1, &w.uu[g0], &w.scaled[g0], &w.dmax[g0]);
+        start = es_stats_cross_vec(src, y, d, n, l1, &w.uu[g0], &w.scaled[g0], &w.dmax[g0]);
 #endif
     for (std::size_t j = start; j < n; ++j) {
       const std::size_t g = g0 + j * gs;
@@ -358,10 +576,10 @@ void es_stats(const T* src, T* y, const T* d, std::ptrdiff_t sy, std::ptrdiff_t 
     return;
   }
   double ta, tb, tm;
-#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#if defined(SPARSEREG_ES_VECTOR)
   if constexpr (std::is_same_v<T, float>)
     if (sy == 1 && sd == 1) {
-      es_stats_avx512(src, y, d, n, l1, ta, tb, tm);
+      es_stats_vec(src, y, d, n, l1, ta, tb, tm);
       w.uu[g0] += ta, w.scaled[g0] += tb, w.dmax[g0] = tm > w.dmax[g0] ? tm : w.dmax[g0];
       return;
     }
@@ -384,10 +602,10 @@ void es_newton(const T* y, const T* d, std::ptrdiff_t sy, std::ptrdiff_t sd, std
   };
   if (gs != 0) {
     std::size_t start = 0;
-#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#if defined(SPARSEREG_ES_VECTOR)
     if constexpr (std::is_same_v<T, float>)
       if (gs == 1 && sy == 1 && sd == 1)
-        start = es_newton_cross_avx512(y, d, n, &w.r[g0], &w.tau[g0], &w.state[g0], &w.fv[g0], &w.fd[g0]);
+        start = es_newton_cross_vec(y, d, n, &w.r[g0], &w.tau[g0], &w.state[g0], &w.fv[g0], &w.fd[g0]);
 #endif
     for (std::size_t j = start; j < n; ++j) {
       const std::size_t g = g0 + j * gs;
@@ -396,17 +614,21 @@ void es_newton(const T* y, const T* d, std::ptrdiff_t sy, std::ptrdiff_t sd, std
     return;
   }
   if (w.state[g0] != 0) return;  // converged groups are not even read
-  if (n < es_min_lane_run) {
+  if (n < es_min_lane_run) {  // in order, in registers
+    const double r = w.r[g0], tau = w.tau[g0];
     double a = w.fv[g0], b = w.fd[g0];
-    for (std::size_t j = 0; j < n; ++j) elem(static_cast<std::ptrdiff_t>(j), g0, a, b);
+    for (std::size_t j = 0; j < n; ++j) {
+      const auto k = static_cast<std::ptrdiff_t>(j);
+      es_newton_terms(static_cast<double>(y[k * sy]), static_cast<double>(d[k * sd]), r, tau, a, b);
+    }
     w.fv[g0] = a, w.fd[g0] = b;
     return;
   }
-#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#if defined(SPARSEREG_ES_VECTOR)
   if constexpr (std::is_same_v<T, float>)
     if (sy == 1 && sd == 1) {
       double ta, tb;
-      es_newton_avx512(y, d, n, w.r[g0], w.tau[g0], ta, tb);
+      es_newton_vec(y, d, n, w.r[g0], w.tau[g0], ta, tb);
       w.fv[g0] += ta, w.fd[g0] += tb;
       return;
     }
@@ -430,10 +652,10 @@ void es_final(T* y, const T* d, std::ptrdiff_t sy, std::ptrdiff_t sd, std::size_
   };
   if (gs != 0) {
     std::size_t start = 0;
-#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#if defined(SPARSEREG_ES_VECTOR)
     if constexpr (std::is_same_v<T, float>)
       if (gs == 1 && sy == 1 && sd == 1)
-        start = es_final_cross_avx512(y, d, n, &w.r[g0], &w.tau[g0], &w.state[g0], &w.zz[g0], &w.zabs[g0],
+        start = es_final_cross_vec(y, d, n, &w.r[g0], &w.tau[g0], &w.state[g0], &w.zz[g0], &w.zabs[g0],
                                       &w.zeros[g0]);
 #endif
     for (std::size_t j = start; j < n; ++j) {
@@ -442,19 +664,29 @@ void es_final(T* y, const T* d, std::ptrdiff_t sy, std::ptrdiff_t sd, std::size_
     }
     return;
   }
-  if (n < es_min_lane_run) {
+  if (n < es_min_lane_run) {  // in order, in registers
+    const unsigned char state = w.state[g0];
+    const double r = w.r[g0], tau = w.tau[g0];
     double a = w.zz[g0], b = w.zabs[g0];
     std::size_t zeros = w.zeros[g0];
-    for (std::size_t j = 0; j < n; ++j) elem(static_cast<std::ptrdiff_t>(j), g0, a, b, zeros);
+    for (std::size_t j = 0; j < n; ++j) {
+      const auto k = static_cast<std::ptrdiff_t>(j);
+      const T z = es_output(y[k * sy], d[k * sd], state, r, tau);
+      y[k * sy] = z;
+      const double zd = static_cast<double>(z);
+      a += zd * zd;
+      b += std::fabs(zd);
+      zeros += (z == T(0));
+    }
     w.zz[g0] = a, w.zabs[g0] = b, w.zeros[g0] = zeros;
     return;
   }
   std::size_t zeros = 0;
-#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#if defined(SPARSEREG_ES_VECTOR)
   if constexpr (std::is_same_v<T, float>)
     if (sy == 1 && sd == 1 && (w.state[g0] == 0 || w.state[g0] == 1)) {
       double ta, tb;
-      es_final_avx512(y, d, n, w.r[g0], w.tau[g0], ta, tb, zeros);
+      es_final_vec(y, d, n, w.r[g0], w.tau[g0], ta, tb, zeros);
       w.zz[g0] += ta, w.zabs[g0] += tb, w.zeros[g0] += zeros;
       return;
     }
