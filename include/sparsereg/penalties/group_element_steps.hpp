@@ -28,8 +28,9 @@
 // of about 32K elements that own whole groups (along the outermost axis that carries the group
 // index); all passes of a block run while it is in cache, the groups of a block in lockstep, and
 // blocks are shared between OpenMP threads. Sums over a run of one group use 8 double lanes
-// (AVX-512 kernels for contiguous floats where enabled), runs that cross groups update each
-// group's sums in place, so for a given build the result depends on nothing but the inputs:
+// (vector kernels for contiguous floats: AVX-512 where enabled, GNU vector types otherwise with
+// GCC or Clang), runs that cross groups update each group's sums in place (vector kernels too,
+// one group per lane), so for a given build the result depends on nothing but the inputs:
 // not on the blocks or the thread count (tests/threads/properties_omp.cpp). The workspace is a
 // few doubles per group.
 //
