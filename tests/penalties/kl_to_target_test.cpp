@@ -650,3 +650,37 @@ TEST_CASE("kl_to_target: contiguous and strided float weights give the same bits
     }
   }
 }
+
+TEMPLATE_TEST_CASE("kl_to_target: the max_abs support is the largest finite |w| wherever it lies", "[kl_to_target]",
+                   float, double) {
+  // max|w| has a vector form for contiguous floats (several vector maxima, a tail); the strided
+  // view takes the scalar loop. The largest element is put at every position (a sample of them
+  // for the long runs), with either sign, among elements of |w| < 1 and NaN and +-inf (which must
+  // not count). The support's ends come out of the bin arithmetic, within rounding of max|w|.
+  using T = TestType;
+  const kl_to_target p(0.5, target::laplace(0.4, scale_mode::absolute), 64, kl_support::max_abs(1.0));
+  for (const std::size_t n : {std::size_t(1), std::size_t(15), std::size_t(16), std::size_t(17), std::size_t(63),
+                              std::size_t(64), std::size_t(65), std::size_t(130), std::size_t(1029)}) {
+    const auto base = normal_sample(n, 0.0, 0.2, static_cast<unsigned>(n) + 11);
+    for (std::size_t at = 0; at < n; at += n > 130 ? 7 : 1) {
+      for (const bool with_nonfinite : {false, true}) {
+        INFO("n " << n << ", largest at " << at << ", non-finite " << with_nonfinite);
+        std::vector<T> w(n), st(2 * n, T(9));
+        for (std::size_t i = 0; i < n; ++i) w[i] = static_cast<T>(std::max(-0.9, std::min(0.9, base[i])));
+        const T big = (at % 5 == 4) ? T(3.75) : T(2.5);
+        w[at] = (at % 2) ? -big : big;
+        if (with_nonfinite) {
+          for (std::size_t i = (at + 1) % 3; i < n; i += 3) {
+            if (i == at) continue;
+            w[i] = i % 2 ? std::numeric_limits<T>::infinity()
+                         : (i % 4 ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::quiet_NaN());
+          }
+        }
+        for (std::size_t i = 0; i < n; ++i) st[2 * i] = w[i];
+        CHECK(p.fresh().distributions(view<const T>(w.data(), {n})).hi == Approx(static_cast<double>(big)).epsilon(1e-6));
+        CHECK(p.fresh().distributions(view<const T>(st.data(), {n}, {2})).hi ==
+              Approx(static_cast<double>(big)).epsilon(1e-6));
+      }
+    }
+  }
+}

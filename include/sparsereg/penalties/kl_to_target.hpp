@@ -541,15 +541,42 @@ class kl_to_target {
       const T big = std::numeric_limits<T>::max();
       std::size_t i = 0;
       auto one = [&](T v, T& acc) {
-        T a = v < T(0) ? -v : v;
+        T a = std::fabs(v);  // (not v < 0 ? -v : v, which GCC compiled to a branch on random signs)
         a = a <= big ? a : T(0);  // NaN and inf do not set the support
         acc = a > acc ? a : acc;
       };
+      T r = T(0);
+#if defined(SPARSEREG_VECTOR_LANES)
+      // Contiguous floats in four vector maxima: GCC 12 at -O3 kept the 8-lane loop below scalar
+      // (0.64 ns per element; this loop 0.04 in cache). A maximum does not depend on the order.
+      if constexpr (std::is_same_v<T, float>) {
+        if (sx == 1) {
+          namespace vec = detail::vec;
+          constexpr std::size_t W = vec::width;
+          const vec::fv vbig = vec::fv{} + big, zero = {};
+          vec::fv m0 = {}, m1 = {}, m2 = {}, m3 = {};
+          const auto step = [&](vec::fv& m, const float* p) {
+            const vec::fv a = vec::abs(vec::load(p));
+            const vec::fv b = vec::select(a <= vbig, a, zero);
+            m = vec::select(b > m, b, m);
+          };
+          for (; i + 4 * W <= n; i += 4 * W) {
+            step(m0, x + i);
+            step(m1, x + i + W);
+            step(m2, x + i + 2 * W);
+            step(m3, x + i + 3 * W);
+          }
+          m0 = vec::select(m1 > m0, m1, m0);
+          m2 = vec::select(m3 > m2, m3, m2);
+          m0 = vec::select(m2 > m0, m2, m0);
+          for (std::size_t j = 0; j < W; ++j) r = m0[j] > r ? m0[j] : r;
+        }
+      }
+#endif
       if (sx == 1)
         for (; i + L <= n; i += L)
           for (std::size_t j = 0; j < L; ++j) one(x[i + j], lane[j]);
       for (; i < n; ++i) one(x[static_cast<std::ptrdiff_t>(i) * sx], lane[0]);
-      T r = T(0);
       for (std::size_t j = 0; j < L; ++j) r = lane[j] > r ? lane[j] : r;
       m[c] = static_cast<double>(r);
     });
