@@ -677,7 +677,8 @@ TEMPLATE_TEST_CASE("kl_to_target: the max_abs support is the largest finite |w| 
           }
         }
         for (std::size_t i = 0; i < n; ++i) st[2 * i] = w[i];
-        CHECK(p.fresh().distributions(view<const T>(w.data(), {n})).hi == Approx(static_cast<double>(big)).epsilon(1e-6));
+        CHECK(p.fresh().distributions(view<const T>(w.data(), {n})).hi ==
+              Approx(static_cast<double>(big)).epsilon(1e-6));
         CHECK(p.fresh().distributions(view<const T>(st.data(), {n}, {2})).hi ==
               Approx(static_cast<double>(big)).epsilon(1e-6));
       }
