@@ -21,6 +21,13 @@ using sparsereg_test::normal_sample;
 using sparsereg_test::require_throws_naming;
 using sparsereg_test::value_of;
 
+#if defined(SPARSEREG_TEST_VECTOR_WIDTH) && !defined(SPARSEREG_VECTOR_LANES)
+#error "the *_native and *_avx2 builds of this test must compile the vector moments of kl_gaussian.hpp"
+#endif
+#if defined(SPARSEREG_TEST_VECTOR_WIDTH) && defined(SPARSEREG_VECTOR_LANES)
+static_assert(sparsereg::detail::vec::width == SPARSEREG_TEST_VECTOR_WIDTH, "the vector width this build was made for");
+#endif
+
 static_assert(kl_gaussian::has_gradient && !kl_gaussian::has_prox && kl_gaussian::smooth && !kl_gaussian::separable &&
               !kl_gaussian::convex);
 
@@ -183,4 +190,47 @@ TEST_CASE("kl_gaussian: an Eigen matrix gives the view result", "[kl_gaussian]")
   const auto gr = gradient_of(p, w);
   for (int r = 0; r < 8; ++r)
     for (int c = 0; c < 6; ++c) CHECK(g(r, c) == Approx(gr[static_cast<std::size_t>(r * 6 + c)]).epsilon(1e-12));
+}
+
+TEST_CASE("kl_gaussian: moments of contiguous floats agree with a long-double reference at every length",
+          "[kl_gaussian]") {
+  // Contiguous floats take vector sums (two vectors per step, a scalar tail); a strided view the
+  // scalar loop. Lengths around the vector steps, a mean far from 0 (the sums are shifted by the
+  // first element), non-finite elements that must be left out of count, mean and variance, and a
+  // non-finite first element (the shift is then 0).
+  for (const std::size_t n : {std::size_t(1), std::size_t(2), std::size_t(15), std::size_t(16), std::size_t(17),
+                              std::size_t(31), std::size_t(32), std::size_t(33), std::size_t(63), std::size_t(64),
+                              std::size_t(65), std::size_t(100), std::size_t(1000), std::size_t(4099)}) {
+    for (int bad = 0; bad < 3; ++bad) {  // 0: all finite; 1: NaN and +-inf inside; 2: also the first
+      INFO("n " << n << ", non-finite case " << bad);
+      const auto wd = normal_sample(n, 3.0, 0.5, static_cast<unsigned>(n) + 5);
+      std::vector<float> w(wd.begin(), wd.end());
+      if (bad >= 1 && n > 4) {
+        w[1] = std::numeric_limits<float>::quiet_NaN();
+        w[n / 2] = std::numeric_limits<float>::infinity();
+        w[n - 1] = -std::numeric_limits<float>::infinity();
+      }
+      if (bad == 2) w[0] = std::numeric_limits<float>::quiet_NaN();
+      long double count = 0, sum = 0;
+      for (float x : w)
+        if (std::isfinite(x)) count += 1, sum += x;
+      const long double mean = count > 0 ? sum / count : 0;
+      long double sq = 0;
+      for (float x : w)
+        if (std::isfinite(x)) sq += (x - mean) * (x - mean);
+      const long double variance = count > 0 ? sq / count : 0;
+      std::vector<float> st(2 * n, 1e30f);
+      for (std::size_t i = 0; i < n; ++i) st[2 * i] = w[i];
+      for (const bool strided : {false, true}) {
+        INFO("strided " << strided);
+        const auto m = strided ? sparsereg::detail::moments_of(view<const float>(st.data(), {n}, {2}))
+                               : sparsereg::detail::moments_of(view<const float>(w.data(), {n}));
+        CHECK(static_cast<long double>(m.count) == count);
+        CHECK(m.non_finite == n - m.count);
+        if (count == 0) continue;
+        CHECK(m.mean == Approx(static_cast<double>(mean)).epsilon(1e-13));
+        CHECK(m.variance == Approx(static_cast<double>(variance)).epsilon(1e-9).margin(1e-15));
+      }
+    }
+  }
 }

@@ -5,7 +5,8 @@
 // still >= 0, and its gradient is exact for it.
 // gradient (dmu/dw_i = 1/N, dsigma^2/dw_i = 2 (w_i - mu) / N):
 //   dR/dw_i = lambda * [mu / (N s^2) + (1/s^2 - 1/v) (w_i - mu) / N].
-// Two passes: sums (shifted by the first element against cancellation), then the affine gradient.
+// Two passes: sums (shifted by the first element against cancellation; vector lanes for contiguous
+// floats on AVX targets), then the affine gradient.
 // The target scale s is absolute, or relative: a multiple of the weights' standard deviation at
 // first use, kept in a state shared with the penalty's copies (as kl_to_target; one thread at a
 // time; fresh() for another tensor).
@@ -66,6 +67,45 @@ gaussian_moments moments_of(const view<const T>& w) {
       good += ok;
     };
     std::size_t i = 0;
+#if defined(SPARSEREG_VECTOR_LANES)
+    // Contiguous floats: the same shifted double sums in vector lanes (GCC 12 at -O3 kept the
+    // 4-lane loop below scalar: 0.82 ns per element; this loop 0.1). A non-finite element is
+    // replaced by k itself (a float: the first element, or 0), so it adds exactly 0, as above.
+    if constexpr (std::is_same_v<T, float>) {
+      if (sx == 1) {
+        namespace vec = detail::vec;
+        constexpr std::size_t W = vec::width;
+        const vec::fv kf = vec::fv{} + static_cast<float>(k);
+        const vec::dv kd = vec::dv{} + k;
+        vec::dv p0 = {}, p1 = {}, p2 = {}, p3 = {}, q0 = {}, q1 = {}, q2 = {}, q3 = {};
+        const auto part = [&](const float* at, vec::iv& bad, vec::dv& lo, vec::dv& hi, vec::dv& lo2, vec::dv& hi2) {
+          const vec::fv v = vec::load(at);
+          const vec::iv ok = (v - v) == 0;  // false for NaN and +-inf
+          bad += ok + 1;                    // -1 + 1 where finite, 0 + 1 where not
+          const vec::fv u = vec::select(ok, v, kf);
+          const vec::dv dl = vec::widen_low(u) - kd, dh = vec::widen_high(u) - kd;
+          lo += dl;
+          hi += dh;
+          lo2 += dl * dl;
+          hi2 += dh * dh;
+        };
+        constexpr std::size_t flush = std::size_t(1) << 24;  // iterations per 32-bit count
+        while (i + 2 * W <= n) {
+          const std::size_t start = i;
+          vec::iv bad = {};
+          for (std::size_t it = 0; it < flush && i + 2 * W <= n; ++it, i += 2 * W) {
+            part(x + i, bad, p0, p1, q0, q1);
+            part(x + i + W, bad, p2, p3, q2, q3);
+          }
+          std::size_t nb = 0;
+          for (std::size_t j = 0; j < W; ++j) nb += static_cast<std::uint32_t>(bad[j]);
+          good += (i - start) - nb;
+        }
+        const vec::dv ps = (p0 + p1) + (p2 + p3), qs = (q0 + q1) + (q2 + q3);
+        for (std::size_t j = 0; j < W / 2; ++j) a[0] += ps[j], b[0] += qs[j];
+      }
+    }
+#endif
     if (sx == 1)
       for (; i + L <= n; i += L)
         for (std::size_t j = 0; j < L; ++j) one(x[i + j], j);
@@ -224,7 +264,11 @@ class kl_gaussian {
     const T nan = std::numeric_limits<T>::quiet_NaN();
     detail::elementwise_sweep(w, g, w, [=](const T* x, std::ptrdiff_t sx, T* y, std::ptrdiff_t sy, const T*,
                                            std::ptrdiff_t, std::size_t cnt) {
-      auto body = [&](T xv) { return detail::finite_value(xv) ? a + b * (xv - mu) : nan; };
+      // Local copies: inside an OpenMP region this lambda is reached through a pointer, and GCC 12
+      // then reloaded its captures after every store to y (which might alias them), leaving the
+      // loop scalar (1.1 ns per element instead of 0.09 in cache).
+      const T a_ = a, b_ = b, mu_ = mu, nan_ = nan;
+      auto body = [a_, b_, mu_, nan_](T xv) { return detail::finite_value(xv) ? a_ + b_ * (xv - mu_) : nan_; };
       if (sx == 1 && sy == 1) {
         for (std::size_t i = 0; i < cnt; ++i) y[i] += body(x[i]);
       } else {
