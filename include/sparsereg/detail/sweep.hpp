@@ -778,7 +778,10 @@ inline sweep_totals sum_blocks(const Totals* parts, std::size_t nb) noexcept {
 }
 
 /// One pass over x (and out, and an optional third view c). run(xp, sx, op, so, cp, sc, n)
-/// processes one run and returns its sweep_totals. Blocks are fixed for a given shape.
+/// processes one run and returns its sweep_totals. Blocks are fixed for a given shape. Each
+/// block calls its own copy of `run`: reached through the OpenMP region's shared pointer, GCC 12
+/// reloaded a lambda's captures after every store of the run (they might alias it) and left the
+/// loop scalar (kl_gaussian's gradient: 1.1 instead of 0.09 ns per element in cache).
 template <class X, class O, class C, class Run>
 sweep_totals elementwise_sweep(const view<X>& x, const view<O>& out, const view<C>& c, Run run) {
   const plan p = make_plan(x, out, c, 0u);
@@ -794,9 +797,10 @@ sweep_totals elementwise_sweep(const view<X>& x, const view<O>& out, const view<
     for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) {
       const std::size_t lo = block_begin(n, nb, static_cast<std::size_t>(b));
       const std::size_t hi = block_begin(n, nb, static_cast<std::size_t>(b) + 1);
-      parts[b] = run(x.data() + static_cast<std::ptrdiff_t>(lo) * r.stride_a, r.stride_a,
-                     out.data() + static_cast<std::ptrdiff_t>(lo) * r.stride_b, r.stride_b,
-                     c.data() + static_cast<std::ptrdiff_t>(lo) * r.stride_c, r.stride_c, hi - lo);
+      const Run block_run = run;
+      parts[b] = block_run(x.data() + static_cast<std::ptrdiff_t>(lo) * r.stride_a, r.stride_a,
+                           out.data() + static_cast<std::ptrdiff_t>(lo) * r.stride_b, r.stride_b,
+                           c.data() + static_cast<std::ptrdiff_t>(lo) * r.stride_c, r.stride_c, hi - lo);
     }
     return sum_blocks(parts, nb);
   }
@@ -805,10 +809,11 @@ sweep_totals elementwise_sweep(const view<X>& x, const view<O>& out, const view<
   SPARSEREG_PRAGMA_OMP_FOR
   for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) {
     sweep_totals t;
+    const Run block_run = run;
     for_each_run(p, 0, block_begin(e0, nb, static_cast<std::size_t>(b)),
                  block_begin(e0, nb, static_cast<std::size_t>(b) + 1), [&](const run_position& pos) {
-                   t.add(run(x.data() + pos.offset_a, r.stride_a, out.data() + pos.offset_b, r.stride_b,
-                             c.data() + pos.offset_c, r.stride_c, r.extent));
+                   t.add(block_run(x.data() + pos.offset_a, r.stride_a, out.data() + pos.offset_b, r.stride_b,
+                                   c.data() + pos.offset_c, r.stride_c, r.extent));
                  });
     parts[b] = t;
   }
