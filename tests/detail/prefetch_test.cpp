@@ -1,9 +1,10 @@
 // Contiguous groups prefetch the next batch of groups on tensors beyond the caches
 // (SPARSEREG_PREFETCH_MIN_BYTES, detail/sweep.hpp). Here the threshold is 0, so every dense
-// tensor takes that path; the same weights with padding after every group (batches that are not
-// back to back) take the path without prefetches. Values, prox outputs and counts must be the
-// same bits, for float and double, group sizes under, at and over a lane block, group counts
-// that leave a partial batch, and a 4-D weight with filter groups.
+// tensor takes that path (a prox writes each group in chunks, prefetching as it writes, also
+// into a strided output); the same weights with padding after every group (batches that are
+// not back to back) take the path without prefetches. Values, prox outputs and counts must be
+// the same bits, for float and double, group sizes under, at and over a lane block and a write
+// chunk, group counts that leave a partial batch, and a 4-D weight with filter groups.
 #define SPARSEREG_PREFETCH_MIN_BYTES 0
 #include <catch2/catch.hpp>
 
@@ -64,6 +65,21 @@ TEMPLATE_TEST_CASE("contiguous groups give the same bits with and without the ne
       for (std::size_t g = 0; g < groups; ++g)
         for (std::size_t k = 0; k < len; ++k) differ += !same_bits(y_dense[g * len + k], y_spaced[g * pad + k]);
       CHECK(differ == 0);
+      // Contiguous input, every other element of the output: the prefetching write pass with an
+      // output stride of 2 (an out-of-place prox into a strided buffer).
+      std::vector<T> y_wide(2 * n, T(5));
+      std::vector<std::ptrdiff_t> wide(s.dims.size());
+      for (std::size_t d = 0; d < s.dims.size(); ++d) wide[d] = 2 * dense.stride(d);
+      const sparsereg::view<T> yw(y_wide.data(), s.dims, wide);
+      const auto r3 = which == 0 ? sparsereg::prox(gl, dense, yw, 0.5) : sparsereg::prox(sgl, dense, yw, 0.5);
+      std::size_t differ_wide = 0, gaps_touched = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        differ_wide += !same_bits(y_dense[i], y_wide[2 * i]);
+        gaps_touched += !same_bits(y_wide[2 * i + 1], T(5));
+      }
+      CHECK(differ_wide == 0);
+      CHECK(gaps_touched == 0);
+      CHECK(same_bits(r1.value, r3.value));
       CHECK(same_bits(r1.value, r2.value));
       CHECK(r1.zero_elements == r2.zero_elements);
       CHECK(r1.zero_groups == r2.zero_groups);

@@ -63,7 +63,8 @@ void check_strip_against_runs(std::size_t rows) {
   }
 }
 
-template <std::size_t M, bool Abs, bool Zeros, class T, bool Prefetch = false>
+template <std::size_t M, bool Abs, bool Zeros, class T,
+          sparsereg::detail::prefetch_next Prefetch = sparsereg::detail::prefetch_next::none>
 void check_runs_against_run(std::size_t n) {
   using namespace sparsereg::detail;
   const auto x = random_values<T>(M * n + 3, 29u + static_cast<unsigned>(n));
@@ -75,7 +76,8 @@ void check_runs_against_run(std::size_t n) {
   lane_sums<T> acc[M];
   accumulate_runs<M, Abs, Zeros, Prefetch>(xs, n, pre, acc);
   for (std::size_t m = 0; m < M; ++m) {
-    INFO("M " << M << ", Abs " << Abs << ", Zeros " << Zeros << ", Prefetch " << Prefetch << ", n " << n << ", run " << m);
+    INFO("M " << M << ", Abs " << Abs << ", Zeros " << Zeros << ", Prefetch " << static_cast<int>(Prefetch)
+              << ", n " << n << ", run " << m);
     lane_sums<T> ref;
     accumulate_run(xs[m], 1, n, 0, pre, ref);
     for (std::size_t j = 0; j < lanes; ++j) {
@@ -92,8 +94,11 @@ void check_runs_all_flags(std::size_t n) {
   check_runs_against_run<M, false, true, T>(n);
   check_runs_against_run<M, true, false, T>(n);
   check_runs_against_run<M, false, false, T>(n);
-  check_runs_against_run<M, true, true, T, true>(n);  // the next-batch prefetch of DRAM tensors
-  check_runs_against_run<M, false, false, T, true>(n);
+  using sparsereg::detail::prefetch_next;  // the next-batch prefetch of DRAM tensors
+  check_runs_against_run<M, true, true, T, prefetch_next::whole>(n);
+  check_runs_against_run<M, false, false, T, prefetch_next::whole>(n);
+  check_runs_against_run<M, true, true, T, prefetch_next::first_half>(n);
+  check_runs_against_run<M, false, true, T, prefetch_next::first_half>(n);
 }
 
 }  // namespace

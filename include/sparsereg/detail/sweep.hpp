@@ -693,20 +693,27 @@ void accumulate_slab_octets(const T* x, const std::vector<std::ptrdiff_t>& slab_
 /// 27-31 -> 42-44 GB/s, sparse group lasso value 25-30 -> 40-45 GB/s).
 /// Prefetch: the caller's batch is M consecutive groups of a tensor beyond the caches, and the next
 /// batch most likely follows it: the M*n elements after xs[M-1] + n are prefetched at the rate this
-/// batch is read (one cache line per line read). Reading M groups at once makes M streams that
-/// each start on a new page for every batch (4 KiB groups: every 1024 floats), where the hardware
-/// prefetchers restart; from DRAM the value sweep then ran at 0.6-0.8 of a linear read, with the
-/// prefetch at 0.84-0.97 (Zen 4, docs/benchmarks.md).
-template <std::size_t M, bool Abs = true, bool Zeros = true, bool Prefetch = false, class T, class Pre>
+/// batch is read (`whole`: one cache line per line read), or the first half of them at half that
+/// rate (`first_half`: a prox, whose write pass prefetches the second half, write_run_prefetching).
+/// Reading M groups at once makes M streams that each start on a new page for every batch (4 KiB
+/// groups: every 1024 floats), where the hardware prefetchers restart; from DRAM the value sweep
+/// then ran at 0.6-0.8 of a linear read, with the prefetch at 0.84-0.97 (Zen 4, docs/benchmarks.md).
+/// The prefetches are issued after the batch's loads of an iteration: issued before them, GCC 12
+/// kept all M x 8 accumulators on the stack (16-40 stack accesses per iteration; group lasso value
+/// on L2-resident data 44 instead of 59 GB/s).
+enum class prefetch_next { none, whole, first_half };
+template <std::size_t M, bool Abs = true, bool Zeros = true, prefetch_next Prefetch = prefetch_next::none, class T,
+          class Pre>
 SPARSEREG_NOINLINE void accumulate_runs(const T* const* xs, std::size_t n, Pre pre, lane_sums<T>* acc) noexcept {
   T sq[M][lanes] = {}, ab[M][lanes] = {};
   std::uint32_t zc[M][lanes] = {};  // n/8 < 2^32 elements per lane: runs are far shorter
   const std::size_t full = n / lanes;
   constexpr std::size_t step_bytes = M * lanes * sizeof(T);  // read per iteration of b
+  constexpr std::size_t prefetch_bytes = Prefetch == prefetch_next::whole        ? step_bytes
+                                         : Prefetch == prefetch_next::first_half ? step_bytes / 2
+                                                                                 : 0;
   const std::uintptr_t next = reinterpret_cast<std::uintptr_t>(xs[M - 1]) + n * sizeof(T);
   for (std::size_t b = 0; b < full; ++b) {
-    if constexpr (Prefetch)
-      for (std::size_t k = 0; k < step_bytes; k += 64) prefetch_l2(next + b * step_bytes + k);
     SPARSEREG_UNROLL_BATCH
     for (std::size_t m = 0; m < M; ++m) {
       const T* p = xs[m] + b * lanes;
@@ -720,6 +727,7 @@ SPARSEREG_NOINLINE void accumulate_runs(const T* const* xs, std::size_t n, Pre p
         if constexpr (Zeros) zc[m][j] += (u[j] == T(0));
       }
     }
+    for (std::size_t k = 0; k < prefetch_bytes; k += 64) prefetch_l2(next + b * prefetch_bytes + k);
   }
   // The tail works on acc, not on sq/ab: a variable index into sq/ab would keep them in memory
   // (not registers) for the whole main loop.
@@ -877,6 +885,24 @@ struct uniform_factor {
   T f;
   T operator()(std::size_t) const noexcept { return f; }
 };
+
+/// Pass 2 of one run of a batch whose norm pass prefetched only the first half of the next batch
+/// (prefetch_next::first_half): out = apply(x, factor) in chunks of 256 elements, each followed by
+/// the prefetch of half as many bytes from `ahead` on. The runs of a batch each get their slice of
+/// the next batch's second half, so all of it is prefetched while the batch is written: the next
+/// batch's reads from memory overlap this batch's writes instead of following them (in-place group
+/// lasso prox of 64 MB and 256 MB tensors in groups of 1024, one thread, Zen 4: 0.68-0.74 ->
+/// 0.84-0.90 of the in-place scale; docs/benchmarks.md). The same elementwise apply, same bits.
+template <class T, class O, class Apply>
+inline void write_run_prefetching(Apply& apply, const T* x, O* out, std::ptrdiff_t out_stride, std::size_t n, T factor,
+                                  std::uintptr_t ahead) {
+  constexpr std::size_t chunk = 256;
+  for (std::size_t c = 0; c < n; c += chunk) {
+    const std::size_t len = std::min(chunk, n - c);
+    apply(x + c, 1, out + static_cast<std::ptrdiff_t>(c) * out_stride, out_stride, len, uniform_factor<T>{factor});
+    for (std::size_t k = 0; k < len * sizeof(T) / 2; k += 64) prefetch_l2(ahead + c * sizeof(T) / 2 + k);
+  }
+}
 
 /// factor_of(i) for a run that crosses groups: element i belongs to group g0 + i*stride.
 template <class T, class S>
@@ -1196,21 +1222,34 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
         lane_sums<T> acc[batch];
         const T* xs[batch];
         for (std::size_t m = 0; m < count; ++m) xs[m] = x.data() + pending[m].offset_a;
+        // A full batch of back-to-back groups of a tensor beyond the caches prefetches the next
+        // batch: a value sweep while it reads, a prox half while it reads and half while it writes.
+        bool consecutive = false;
         if (count == batch && r.stride_a == 1) {
-          bool consecutive = prefetch;
+          consecutive = prefetch;
           for (std::size_t m = 1; m < batch && consecutive; ++m) consecutive = xs[m] == xs[m - 1] + r.extent;
+          constexpr prefetch_next ahead = writes ? prefetch_next::first_half : prefetch_next::whole;
           if (consecutive)
-            accumulate_runs<batch, WithAbs, writes, true>(xs, r.extent, pre, acc);
+            accumulate_runs<batch, WithAbs, writes, ahead>(xs, r.extent, pre, acc);
           else
             accumulate_runs<batch, WithAbs, writes>(xs, r.extent, pre, acc);
         } else {
           for (std::size_t m = 0; m < count; ++m) accumulate_run(xs[m], r.stride_a, r.extent, 0, pre, acc[m]);
         }
+        // The second half of the next batch: run m of this one prefetches its m-th slice.
+        const std::uintptr_t second_half =
+            reinterpret_cast<std::uintptr_t>(xs[count - 1] + r.extent) + count * r.extent * sizeof(T) / 2;
         for (std::size_t m = 0; m < count; ++m) {
           const auto d =
               decide_group<WithAbs>(decide, pending[m].group, group_size, acc[m].sq, acc[m].ab, 1, acc[m].zeros, t);
-          if constexpr (writes)
-            apply(xs[m], r.stride_a, out.data() + pending[m].offset_b, r.stride_b, r.extent, uniform_factor<T>{d.factor});
+          if constexpr (writes) {
+            O* const o = out.data() + pending[m].offset_b;
+            if (consecutive)
+              write_run_prefetching(apply, xs[m], o, r.stride_b, r.extent, d.factor,
+                                    second_half + m * r.extent * sizeof(T) / 2);
+            else
+              apply(xs[m], r.stride_a, o, r.stride_b, r.extent, uniform_factor<T>{d.factor});
+          }
         }
         count = 0;
       };
