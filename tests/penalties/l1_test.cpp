@@ -102,6 +102,52 @@ TEMPLATE_TEST_CASE("l1 prox with per-element steps", "[l1][prox][steps]", float,
       {/*in_place_zero_elements=*/false, /*equal_steps_zero_elements=*/true, /*steps_zero_elements=*/true});
 }
 
+TEMPLATE_TEST_CASE("l1 prox with per-element steps: contiguous runs give the bits of strided ones", "[l1][prox][steps]",
+                   float, double) {
+  // Contiguous float runs take vector lanes (detail::steps_soft_threshold_lane_sum_zeros), strided
+  // ones the element loop: outputs, value and zero count must agree bit for bit at every length
+  // (whole blocks of 32 and tails), with zero steps (identity, -0.0 kept), thresholds that
+  // underflow to subnormals or overflow to infinity when rounded to T, and NaN / +-inf / +-0 inputs.
+  using T = TestType;
+  std::mt19937 rng(909u);
+  std::normal_distribution<double> z(0.0, 1.0);
+  std::uniform_real_distribution<double> u(0.0, 3.0);
+  const double lambda = 0.35;
+  const T specials[] = {T(0), T(-0.0), std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity(),
+                        -std::numeric_limits<T>::infinity(), T(-1e-3)};
+  const T odd_steps[] = {T(0), std::numeric_limits<T>::denorm_min(), std::numeric_limits<T>::max(), T(1e-40)};
+  for (std::size_t n : {1u, 5u, 31u, 32u, 33u, 64u, 100u, 517u, 1029u}) {
+    CAPTURE(n);
+    std::vector<T> x(n), s(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      x[i] = static_cast<T>(z(rng));
+      s[i] = i % 5 == 2 ? T(0) : static_cast<T>(u(rng));
+    }
+    for (std::size_t i = 0; i < n; i += 7) x[i] = specials[(i / 7) % 6];
+    for (std::size_t i = 3; i < n; i += 11) s[i] = odd_steps[(i / 11) % 4];
+    std::vector<T> xs(2 * n, T(9)), ss(2 * n, T(9)), ys(2 * n, T(9)), yc(n, T(9));
+    for (std::size_t i = 0; i < n; ++i) {
+      xs[2 * i] = x[i];
+      ss[2 * i] = s[i];
+    }
+    const auto stride2 = [&](T* p) { return sparsereg::view<T>(p, {n}, {2}); };
+    const auto contiguous =
+        sparsereg::prox(l1(lambda), sparsereg::view<const T>(x.data(), {n}), sparsereg::view<T>(yc.data(), {n}),
+                        sparsereg::view<const T>(s.data(), {n}));
+    const auto strided = sparsereg::prox(l1(lambda), sparsereg::view<const T>(stride2(xs.data())), stride2(ys.data()),
+                                         sparsereg::view<const T>(stride2(ss.data())));
+    std::size_t differ = 0;
+    for (std::size_t i = 0; i < n; ++i) differ += !bitwise_equal(yc[i], ys[2 * i]);
+    CHECK(differ == 0);
+    CHECK(bitwise_equal(contiguous.value, strided.value));
+    CHECK(contiguous.zero_elements == strided.zero_elements);
+    CHECK(contiguous.zero_elements == zero_count(yc));
+    std::size_t moved = 0;  // the zero steps: x itself
+    for (std::size_t i = 0; i < n; ++i) moved += s[i] == T(0) && !bitwise_equal(yc[i], x[i]);
+    CHECK(moved == 0);
+  }
+}
+
 TEMPLATE_TEST_CASE("l1 golden values on a 3x4 tensor", "[l1][golden]", float, double) {
   using T = TestType;
   // x[f] = ((7 f) mod 11 - 5)/4, lambda = 0.5:

