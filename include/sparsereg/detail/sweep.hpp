@@ -292,6 +292,30 @@ inline std::size_t abs_lanes_f32(std::size_t n, Mag mag, double* t, std::size_t&
 }
 #endif
 
+#if defined(SPARSEREG_VECTOR_LANES)
+/// sum_i |v_i| and the count of v_i == 0 over outputs a float prox writes itself: out(at) computes,
+/// stores and returns v_at..v_{at+w-1} as a vec::fv (w = vec::width), scalar(i) computes and stores
+/// v_i alone (the tail). The lanes of abs_lanes_f32, the tail and tree of finish_lanes, so the
+/// double and the count of lane_sum_zeros with g = |.|.
+template <class Out, class Scalar>
+inline double written_abs_lane_sum_zeros(std::size_t n, Out out, Scalar scalar, std::size_t& zeros) {
+  double t[sum_lanes];
+  const std::size_t done = abs_lanes_f32(
+      n,
+      [&](std::size_t at, vec::iv& zc) {
+        const vec::fv v = out(at);
+        zc -= (v == vec::fv{});  // a true lane is -1
+        return vec::abs(v);
+      },
+      t, zeros);
+  return finish_lanes(t, done, n, [&](std::size_t i) {
+    const float v = scalar(i);
+    zeros += (v == 0.0f);
+    return static_cast<double>(std::fabs(v));
+  });
+}
+#endif
+
 /// y_i = op(x_i) for i < n (unit strides when Sx and Sy are std::integral_constant 1), returning
 /// sum_i |y_i| and counting y_i == 0: lane_sum_zeros with g = |.|, so the same lanes, tree, double
 /// and count. op is called on single elements and, for contiguous float runs on AVX targets, on
@@ -309,21 +333,12 @@ inline double abs_lane_sum_zeros(const T* x, Sx sx, T* y, Sy sy, std::size_t n, 
 #if defined(SPARSEREG_VECTOR_LANES)
   using unit = std::integral_constant<std::ptrdiff_t, 1>;
   if constexpr (std::is_same_v<T, float> && std::is_same_v<Sx, unit> && std::is_same_v<Sy, unit>) {
-    double t[sum_lanes];
-    const std::size_t done = abs_lanes_f32(
-        n,
-        [&](std::size_t at, vec::iv& zc) {
-          const vec::fv v = op(vec::load(x + at));
-          vec::store(y + at, v);
-          zc -= (v == vec::fv{});  // a true lane is -1
-          return vec::abs(v);
-        },
-        t, zeros);
-    return finish_lanes(t, done, n, [&](std::size_t i) {
-      const T v = scalar(i);
-      zeros += (v == T(0));
-      return g(v);
-    });
+    const auto out = [&](std::size_t at) {
+      const vec::fv v = op(vec::load(x + at));
+      vec::store(y + at, v);
+      return v;
+    };
+    return written_abs_lane_sum_zeros(n, out, scalar, zeros);
   } else
 #endif
   {
@@ -470,27 +485,18 @@ inline double steps_soft_threshold_lane_sum_zeros(const T* x, Sx sx, T* y, Sy sy
   using unit = std::integral_constant<std::ptrdiff_t, 1>;
   if constexpr (std::is_same_v<T, float> && std::is_same_v<Sx, unit> && std::is_same_v<Sy, unit> &&
                 std::is_same_v<Ss, unit>) {
-    double lanes[sum_lanes];
-    const std::size_t done = abs_lanes_f32(
-        n,
-        [&](std::size_t at, vec::iv& zc) {
-          const vec::fv steps = vec::load(s + at);
-          const vec::fv t = vec::narrow(vec::widen_low(steps) * lambda, vec::widen_high(steps) * lambda);
-          const vec::fv v = vec::load(x + at);
-          const vec::fv zero = {};
-          vec::fv a = vec::abs(v) - t;
-          a = vec::select(a < zero, zero, a);  // NaN is kept
-          const vec::fv out = vec::select(t == zero, v, vec::select(v < zero, -a, a));
-          vec::store(y + at, out);
-          zc -= (out == zero);  // a true lane is -1
-          return vec::abs(out);
-        },
-        lanes, zeros);
-    return finish_lanes(lanes, done, n, [&](std::size_t i) {
-      const T v = scalar(i);
-      zeros += (v == T(0));
-      return g(v);
-    });
+    const auto out = [&](std::size_t at) {
+      const vec::fv steps = vec::load(s + at);
+      const vec::fv t = vec::narrow(vec::widen_low(steps) * lambda, vec::widen_high(steps) * lambda);
+      const vec::fv v = vec::load(x + at);
+      const vec::fv zero = {};
+      vec::fv a = vec::abs(v) - t;
+      a = vec::select(a < zero, zero, a);  // NaN is kept
+      const vec::fv y_at = vec::select(t == zero, v, vec::select(v < zero, -a, a));
+      vec::store(y + at, y_at);
+      return y_at;
+    };
+    return written_abs_lane_sum_zeros(n, out, scalar, zeros);
   } else
 #endif
   {
