@@ -1304,9 +1304,10 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
         } else {
           for (std::size_t m = 0; m < count; ++m) accumulate_run(xs[m], r.stride_a, r.extent, 0, pre, acc[m]);
         }
-        // The second half of the next batch: run m of this one prefetches its m-th slice.
+        // The second half of the next batch: run m of this one prefetches its m-th slice. (Integer
+        // arithmetic: with a negative run stride the address need not lie inside the tensor.)
         const std::uintptr_t second_half =
-            reinterpret_cast<std::uintptr_t>(xs[count - 1] + r.extent) + count * r.extent * sizeof(T) / 2;
+            reinterpret_cast<std::uintptr_t>(xs[count - 1]) + (2 + count) * r.extent * sizeof(T) / 2;
         for (std::size_t m = 0; m < count; ++m) {
           const auto d =
               decide_group<WithAbs>(decide, pending[m].group, group_size, acc[m].sq, acc[m].ab, 1, acc[m].zeros, t);
