@@ -402,12 +402,17 @@ inline T soft_threshold_magnitude(T x, T t) noexcept {
 }
 
 #if defined(SPARSEREG_VECTOR_LANES)
-/// soft_threshold_positive on a float vector: the same operations lane by lane, so the same bits.
-inline vec::fv soft_threshold_positive(vec::fv x, float t) noexcept {
+/// soft_threshold_positive on a float vector, a threshold per lane: the same operations lane by
+/// lane, so the same bits.
+inline vec::fv soft_threshold_positive(vec::fv x, vec::fv t) noexcept {
   const vec::fv zero = {};
   vec::fv a = vec::abs(x) - t;
   a = vec::select(a < zero, zero, a);  // NaN is kept
   return vec::select(x < zero, -a, a);
+}
+/// The same with one threshold for every lane.
+inline vec::fv soft_threshold_positive(vec::fv x, float t) noexcept {
+  return soft_threshold_positive(x, vec::fv{} + t);
 }
 #endif
 
@@ -489,10 +494,7 @@ inline double steps_soft_threshold_lane_sum_zeros(const T* x, Sx sx, T* y, Sy sy
       const vec::fv steps = vec::load(s + at);
       const vec::fv t = vec::narrow(vec::widen_low(steps) * lambda, vec::widen_high(steps) * lambda);
       const vec::fv v = vec::load(x + at);
-      const vec::fv zero = {};
-      vec::fv a = vec::abs(v) - t;
-      a = vec::select(a < zero, zero, a);  // NaN is kept
-      const vec::fv y_at = vec::select(t == zero, v, vec::select(v < zero, -a, a));
+      const vec::fv y_at = vec::select(t == vec::fv{}, v, soft_threshold_positive(v, t));
       vec::store(y + at, y_at);
       return y_at;
     };
