@@ -32,6 +32,7 @@ struct options {
   double var_weight = 0.0;
   double target = 0.9;            // spike-and-slab target: fraction of the mass in the spike near zero
   std::string var_on = "groups";  // groups | weights
+  double var_support_rounding = 1.0 / 32;  // kl_support::max_abs's rounding of the histogram support
   double warmup_epochs = 1.0;
   std::uint64_t seed = 42;
   int threads = 0;  // 0: all hardware threads
@@ -180,6 +181,9 @@ Regularization (through sparsereg's regularizer; all off by default):
                             the spike near zero, in (0, 1) (default: 0.9)
   --var-on groups|weights   the variance regularizer's distribution: norms of the filter / input-
                             neuron groups, or individual weights (default: groups)
+  --var-support-rounding X  the histogram support (the largest norm or |weight|) is rounded up to the
+                            next power of 1 + X, so the discretized target is rebuilt only when
+                            that power changes; X in [0, 1], 0 = exact (default: 0.03125)
   --warmup-epochs X         lambdas ramp linearly from 0 over this many epochs, at most 1e6
                             (default: 1)
   --finetune-epochs N       after compaction, train the compacted model N more epochs without
@@ -268,6 +272,11 @@ inline void parse_options(int argc, char** argv, options& o,
       const std::string v = take();
       o.target = detail::parse_double(flag, v);
       if (!(o.target > 0 && o.target < 1)) throw usage_error("--target must be in (0, 1), got '" + v + "'");
+    } else if (flag == "--var-support-rounding") {
+      const std::string v = take();
+      const double r = detail::parse_double(flag, v);
+      if (!(r <= 1)) throw usage_error("--var-support-rounding must be in [0, 1], got '" + v + "'");
+      o.var_support_rounding = r;
     } else if (flag == "--var-on") {
       o.var_on = take();
       if (o.var_on != "groups" && o.var_on != "weights") throw usage_error("--var-on must be groups or weights, got '" + o.var_on + "'");

@@ -31,12 +31,16 @@ namespace sparsereg_cnn {
 /// (default) P is the distribution of the group norms ||w_g|| of the structure the prox removes
 /// (conv filters, linear input neurons): most groups are pushed towards zero, where the group
 /// prox finishes them, and the survivors spread out -- the "skewed" distribution. With
-/// --var-on weights P is the distribution of the individual weights. Each call returns an
-/// independent penalty (its measured scale is per tensor).
+/// --var-on weights P is the distribution of the individual weights. The histogram's support is
+/// the largest norm (|weight|) rounded up to a power of 1 + --var-support-rounding, so the target
+/// is rediscretized on a few steps only, not on every step. Each call returns an independent
+/// penalty (its measured scale is per tensor).
 inline sparsereg::kl_to_target make_variance_penalty(const options& o, sparsereg::grouping structure) {
   const auto target = sparsereg::target::spike_and_slab(o.target, 0.1, 2.0, sparsereg::scale_mode::relative);
-  if (o.var_on == "weights") return sparsereg::kl_to_target(o.var_weight, target);
-  return sparsereg::kl_to_target::on_group_norms(o.var_weight, std::move(structure), target);
+  const std::size_t bins = 256;
+  const auto support = sparsereg::kl_support::max_abs(1.0, o.var_support_rounding);
+  if (o.var_on == "weights") return sparsereg::kl_to_target(o.var_weight, target, bins, support);
+  return sparsereg::kl_to_target::on_group_norms(o.var_weight, std::move(structure), target, bins, support);
 }
 
 /// Adds the variance penalty for `name` when --var-weight > 0.

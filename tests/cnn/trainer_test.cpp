@@ -503,12 +503,16 @@ TEST_CASE("numeric flags name the value when it is out of range", "[cnn][trainer
       {"--target", "1"},       {"--batch", "0"},          {"--batch", "1152921504606846976"},
       {"--batch", "1048577"},  {"--lr", " 0.1"},          {"--lambda-group", "\t1"},
       {"--seed", "4294967296"}, {"--seed", "4294967338"}, {"--warmup-epochs", "1e300"},
-      {"--warmup-epochs", "1000001"}};
+      {"--warmup-epochs", "1000001"}, {"--var-support-rounding", "1.5"}, {"--var-support-rounding", "-0.1"},
+      {"--var-support-rounding", "nan"}};
   for (const auto& [flag, v] : bad) {
     INFO(flag << " '" << v << "'");
     CHECK_THROWS_AS(parse(o, {flag, v}), usage_error);
     CHECK_THROWS_WITH(parse(o, {flag, v}), Catch::Contains(flag) && Catch::Contains("'" + v + "'"));
   }
+  CHECK(o.var_support_rounding == 1.0 / 32);
+  parse(o, {"--var-support-rounding", "0"});
+  CHECK(o.var_support_rounding == 0.0);
   parse(o, {"--seed", "4294967295", "--batch", "1048576", "--warmup-epochs", "1e6", "--lr", "0.1"});
   CHECK(o.seed == 4294967295u);
   CHECK(o.batch == 1048576);

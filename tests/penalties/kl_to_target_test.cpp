@@ -62,6 +62,9 @@ TEST_CASE("kl_to_target: hyper-parameters are validated, naming the parameter an
                         "epsilon");
   require_throws_naming([] { kl_support::fixed(0.0); }, "half_width");
   require_throws_naming([] { kl_support::max_abs(-2.0); }, "multiple");
+  require_throws_naming([] { kl_support::max_abs(1.0, -0.1); }, "rounding");
+  require_throws_naming([] { kl_support::max_abs(1.0, 1.5); }, "rounding");
+  require_throws_naming([] { kl_support::max_abs(1.0, std::nan("")); }, "rounding");
   require_throws_naming([] { kl_support::tracked(std::nan("")); }, "multiple");
   require_throws_naming([] { target::spike_and_slab(0.0, 0.1, 1.0); }, "pi");
   require_throws_naming([] { target::spike_and_slab(1.0, 0.1, 1.0); }, "pi");
@@ -682,6 +685,79 @@ TEMPLATE_TEST_CASE("kl_to_target: the max_abs support is the largest finite |w| 
         CHECK(p.fresh().distributions(view<const T>(st.data(), {n}, {2})).hi ==
               Approx(static_cast<double>(big)).epsilon(1e-6));
       }
+    }
+  }
+}
+
+TEST_CASE("kl_support::rounded: the next power of (1 + r) at or above s", "[kl_to_target]") {
+  // Exact where the arithmetic is (powers of 2 with r = 1), else checked against the definition:
+  // s <= result < (1 + r) s, and result = (1 + r)^k for an integer k (within rounding of exp/log).
+  const kl_support exact = kl_support::max_abs(1.0), doubling = kl_support::max_abs(1.0, 1.0);
+  CHECK(exact.rounded(3.3) == 3.3);
+  CHECK(doubling.rounded(1.0) == 1.0);
+  CHECK(doubling.rounded(2.0) == 2.0);
+  CHECK(doubling.rounded(0.75) == 1.0);
+  CHECK(doubling.rounded(2.5) == 4.0);
+  CHECK(doubling.rounded(0.0) == 0.0);
+  CHECK(std::isinf(doubling.rounded(std::numeric_limits<double>::infinity())));
+  CHECK(doubling.rounded(std::numeric_limits<double>::max()) == std::numeric_limits<double>::max());
+  for (const double r : {1.0 / 32, 0.1, 0.5, 1.0}) {
+    const kl_support k = kl_support::max_abs(2.0, r);
+    CHECK(k.rounding() == r);
+    std::mt19937_64 rng(7);
+    std::uniform_real_distribution<double> e(-30.0, 30.0);
+    for (int t = 0; t < 2000; ++t) {
+      const double s = std::exp(e(rng));
+      const double q = k.rounded(s);
+      INFO("r " << r << ", s " << s << ", rounded " << q);
+      REQUIRE(q >= s);
+      REQUIRE(q < (1.0 + r) * s * (1.0 + 1e-12));
+      const double power = std::log(q) / std::log1p(r);
+      REQUIRE(std::fabs(power - std::round(power)) < 1e-9 * std::max(1.0, std::fabs(power)));
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("kl_to_target: a rounded max_abs support gives the value and gradient of that fixed support, "
+                   "bit for bit",
+                   "[kl_to_target]", float, double) {
+  // Dyadic weights (multiples of 2^-12, |w| < 4): squares and single-element group norms are
+  // exact, so max|z| is known exactly here and the support the penalty chooses, m max|z| rounded
+  // up to a power of (1 + r), can be given to kl_support::fixed. The two must then agree to the
+  // last bit (they differ only in how s is chosen), on weights and on group norms (one-element
+  // rows). Also checked: the support in force lies in [m max|z|, (1 + r) m max|z|).
+  using T = TestType;
+  const auto base = normal_sample(96, 0.0, 0.6, 5);
+  std::vector<T> w(base.size());
+  for (std::size_t i = 0; i < w.size(); ++i)
+    w[i] = static_cast<T>(std::ldexp(std::round(std::ldexp(std::max(-3.9, std::min(3.9, base[i])), 12)), -12));
+  double max_abs = 0.0;
+  for (const T v : w) max_abs = std::max(max_abs, std::fabs(static_cast<double>(v)));
+  const target t = target::spike_and_slab(0.8, 0.1, 2.0, scale_mode::relative);
+  for (const double m : {1.0, 1.3}) {
+    for (const double r : {1.0 / 32, 0.25, 1.0}) {
+      const kl_support rounded = kl_support::max_abs(m, r);
+      const double s = rounded.rounded(m * max_abs);
+      INFO("m " << m << ", r " << r << ", support " << s);
+      CHECK(s >= m * max_abs);
+      CHECK(s < (1.0 + r) * m * max_abs);
+      CHECK(s != m * max_abs);  // (these weights do not end on a power: the rounding acts)
+      const auto compare = [&](const kl_to_target& a, const kl_to_target& b, const std::vector<std::size_t>& shape) {
+        std::vector<T> ga(w.size(), T(0.25)), gb = ga;
+        const double va = a.value_and_add_gradient(view<const T>(w.data(), shape), view<T>(ga.data(), shape));
+        const double vb = b.value_and_add_gradient(view<const T>(w.data(), shape), view<T>(gb.data(), shape));
+        CHECK(va == vb);
+        CHECK(va > 0.0);
+        std::size_t differ = 0, moved = 0;
+        for (std::size_t i = 0; i < w.size(); ++i) differ += ga[i] != gb[i], moved += ga[i] != T(0.25);
+        CHECK(differ == 0);
+        CHECK(moved > 0);
+        CHECK(a.distributions(view<const T>(w.data(), shape)).hi == Approx(s).epsilon(1e-6));
+      };
+      compare(kl_to_target(0.7, t, 64, rounded), kl_to_target(0.7, t, 64, kl_support::fixed(s)), {w.size()});
+      compare(kl_to_target::on_group_norms(0.7, sparsereg::groups::output_neurons(), t, 64, rounded),
+              kl_to_target::on_group_norms(0.7, sparsereg::groups::output_neurons(), t, 64, kl_support::fixed(s)),
+              {w.size(), 1});
     }
   }
 }

@@ -63,10 +63,16 @@ class kl_support {
     detail::require_positive("kl_support::fixed", "half_width", half_width);
     return {kind::fixed, half_width};
   }
-  /// s = multiple * max|z|, recomputed on every call (one extra read-only pass).
-  static kl_support max_abs(double multiple = 1.0) {
+  /// s = multiple * max|z|, recomputed on every call (one extra read-only pass). With rounding
+  /// r > 0, s is rounded up to the next power of (1 + r) (s <= support < (1 + r) s), so the grid,
+  /// and with it the discretized target (O(bins) erfc / exp to rebuild), changes only when max|z|
+  /// crosses one of those powers instead of on every call. r in [0, 1]; 0 keeps s exactly.
+  static kl_support max_abs(double multiple = 1.0, double rounding = 0.0) {
     detail::require_positive("kl_support::max_abs", "multiple", multiple);
-    return {kind::max_abs, multiple};
+    detail::require_in_unit_interval("kl_support::max_abs", "rounding", rounding);
+    kl_support k{kind::max_abs, multiple};
+    k.rounding_ = rounding;
+    return k;
   }
   /// s = multiple * max|z| at first use, kept while the data fit: refitted (one extra histogram
   /// pass) when max|z| > s or multiple * max|z| < s / 2.
@@ -77,11 +83,25 @@ class kl_support {
 
   kind mode() const noexcept { return kind_; }
   double parameter() const noexcept { return param_; }
+  /// max_abs's rounding step r (0: none).
+  double rounding() const noexcept { return rounding_; }
+
+  /// s rounded up to the next power of (1 + rounding()) (s itself when rounding() is 0, or when s
+  /// is not finite and positive, or when the power would overflow). A pure function of s.
+  double rounded(double s) const {
+    if (!(rounding_ > 0.0) || !(s > 0.0) || !std::isfinite(s)) return s;
+    const double step = std::log1p(rounding_);
+    const double k = std::ceil(std::log(s) / step);
+    double r = std::exp(k * step);
+    if (r < s) r = std::exp((k + 1.0) * step);  // log / exp rounding just below s
+    return std::isfinite(r) ? r : s;
+  }
 
  private:
   kl_support(kind k, double p) : kind_(k), param_(p) {}
   kind kind_;
   double param_;
+  double rounding_ = 0.0;
 };
 
 /// The two discrete distributions behind a value (diagnostics, plots, tests).
@@ -712,7 +732,10 @@ class kl_to_target {
     double s = 0.0;
     switch (support_.mode()) {
       case kl_support::kind::fixed: return support_.parameter();
-      case kl_support::kind::max_abs: s = support_.parameter() * zmax(); break;
+      case kl_support::kind::max_abs: {
+        s = support_.rounded(support_.parameter() * zmax());
+        break;
+      }
       default:
         if (st.support_set) return st.support;
         s = support_.parameter() * zmax();
