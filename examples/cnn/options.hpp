@@ -32,7 +32,7 @@ struct options {
   double var_weight = 0.0;
   double target = 0.9;            // spike-and-slab target: fraction of the mass in the spike near zero
   std::string var_on = "groups";  // groups | weights
-  double var_support_rounding = 1.0 / 32;  // kl_support::max_abs's rounding of the histogram support
+  double var_support_rounding = 0.0;  // kl_support::max_abs's rounding of the histogram support (0: exact)
   double warmup_epochs = 1.0;
   std::uint64_t seed = 42;
   int threads = 0;  // 0: all hardware threads
@@ -183,7 +183,7 @@ Regularization (through sparsereg's regularizer; all off by default):
                             neuron groups, or individual weights (default: groups)
   --var-support-rounding X  the histogram support (the largest norm or |weight|) is rounded up to the
                             next power of 1 + X, so the discretized target is rebuilt only when
-                            that power changes; X in [0, 1], 0 = exact (default: 0.03125)
+                            that power changes; X in [0, 1], 0 = exact (default: 0)
   --warmup-epochs X         lambdas ramp linearly from 0 over this many epochs, at most 1e6
                             (default: 1)
   --finetune-epochs N       after compaction, train the compacted model N more epochs without

@@ -32,9 +32,9 @@ namespace sparsereg_cnn {
 /// (conv filters, linear input neurons): most groups are pushed towards zero, where the group
 /// prox finishes them, and the survivors spread out -- the "skewed" distribution. With
 /// --var-on weights P is the distribution of the individual weights. The histogram's support is
-/// the largest norm (|weight|) rounded up to a power of 1 + --var-support-rounding, so the target
-/// is rediscretized on a few steps only, not on every step. Each call returns an independent
-/// penalty (its measured scale is per tensor).
+/// the largest norm (|weight|), rounded up to a power of 1 + --var-support-rounding when that is
+/// > 0 (the target is then rediscretized on a few steps only, not on every step; off by default,
+/// docs/results.md). Each call returns an independent penalty (its measured scale is per tensor).
 inline sparsereg::kl_to_target make_variance_penalty(const options& o, sparsereg::grouping structure) {
   const auto target = sparsereg::target::spike_and_slab(o.target, 0.1, 2.0, sparsereg::scale_mode::relative);
   const std::size_t bins = 256;

@@ -510,9 +510,9 @@ TEST_CASE("numeric flags name the value when it is out of range", "[cnn][trainer
     CHECK_THROWS_AS(parse(o, {flag, v}), usage_error);
     CHECK_THROWS_WITH(parse(o, {flag, v}), Catch::Contains(flag) && Catch::Contains("'" + v + "'"));
   }
-  CHECK(o.var_support_rounding == 1.0 / 32);
-  parse(o, {"--var-support-rounding", "0"});
   CHECK(o.var_support_rounding == 0.0);
+  parse(o, {"--var-support-rounding", "0.03125"});
+  CHECK(o.var_support_rounding == 1.0 / 32);
   parse(o, {"--seed", "4294967295", "--batch", "1048576", "--warmup-epochs", "1e6", "--lr", "0.1"});
   CHECK(o.seed == 4294967295u);
   CHECK(o.batch == 1048576);
