@@ -24,6 +24,7 @@
 #include <stdexcept>   // std::runtime_error
 #include <vector>      // std::vector
 #include <functional>  // std::function
+#include <limits>      // std::numeric_limits
 #include <string>      // std::string
 #include <utility>     // std::move
 
@@ -125,8 +126,12 @@ class target {
   }
   /// The same, with a caller-owned scratch buffer (no allocation once it has grown). Gaussian
   /// families evaluate erfc and exp once per grid point and scale (neighbouring intervals share
-  /// an end), half of what interval by interval costs; the values are the same.
-  void hat_masses(double lo, double h, std::size_t bins, double unit, double* out, std::vector<double>& scratch) const {
+  /// an end), half of what interval by interval costs; the values are the same. A spike-and-slab
+  /// also skips the spike on intervals where it is provably below half a unit in the last place
+  /// of the slab's share (negligible_spike_from), which leaves every output bit unchanged;
+  /// `every_spike_point` = true evaluates it everywhere (the tests compare the two).
+  void hat_masses(double lo, double h, std::size_t bins, double unit, double* out, std::vector<double>& scratch,
+                  bool every_spike_point = false) const {
     for (std::size_t b = 0; b < bins; ++b) out[b] = 0.0;
     const auto add = [&](std::size_t k, const moments& m) {
       // integral f * (x - a)/h goes to the right centre, the rest of integral f to the left one.
@@ -146,10 +151,20 @@ class target {
     const auto pt = [&](std::size_t k, std::size_t j) {
       return gauss_point{scratch[2 * (k * nc + j)], scratch[2 * (k * nc + j) + 1]};
     };
+    // Intervals whose end nearer zero is at |x| >= cut take no spike term; a point then needs the
+    // spike only if it is the far end of an interval that does (|c| < cut + h; the margin covers
+    // the rounding of the grid points). Points left out are NaN, so a use of one would show.
+    const double cut = nc == 2 && !every_spike_point ? negligible_spike_from(lo, h, bins, unit)
+                                                     : std::numeric_limits<double>::infinity();
+    const double far = cut + 2.0 * h + 1e-12 * ((lo < 0.0 ? -lo : lo) + static_cast<double>(bins) * h);
     for (std::size_t k = 0; k <= bins; ++k) {
       const double c = k < bins ? lo + static_cast<double>(k) * h : 0.0;
+      const double x = c < 0.0 ? -c : c;
       for (std::size_t j = 0; j < nc; ++j) {
-        const gauss_point g = gauss_at(c < 0.0 ? -c : c, sc[j]);
+        const bool skip = nc == 2 && j == 0 && x >= far;
+        const gauss_point g = skip ? gauss_point{std::numeric_limits<double>::quiet_NaN(),
+                                                 std::numeric_limits<double>::quiet_NaN()}
+                                   : gauss_at(x, sc[j]);
         scratch[2 * (k * nc + j)] = g.e;
         scratch[2 * (k * nc + j) + 1] = g.p;
       }
@@ -157,7 +172,8 @@ class target {
     // right_side(a, b) with a, b the points ia, ib (a >= 0 or a = -0.0, as interval() passes them).
     const auto right = [&](double a, std::size_t ia, std::size_t ib) {
       if (nc == 1) return gauss_between(a, sc[0], pt(ia, 0), pt(ib, 0));
-      const moments m0 = gauss_between(a, sc[0], pt(ia, 0), pt(ib, 0));
+      // pi * 0 + x is x exactly: the same sum as with the spike's (negligible) moments.
+      const moments m0 = a >= cut ? moments{} : gauss_between(a, sc[0], pt(ia, 0), pt(ib, 0));
       const moments m1 = gauss_between(a, sc[1], pt(ia, 1), pt(ib, 1));
       return moments{pi_ * m0.mass + (1.0 - pi_) * m1.mass, pi_ * m0.first + (1.0 - pi_) * m1.first};
     };
@@ -239,6 +255,40 @@ class target {
   }
   static moments gauss_right(double a, double b, double s) {
     return gauss_between(a, s, gauss_at(a, s), gauss_at(b, s));
+  }
+
+  /// A spike-and-slab's spike on [a, a + h] changes no bit of hat_masses' sums when a >= the
+  /// value returned (infinity if no such a is proven). With E = exp(-a^2 / (2 s0^2)), erfc(z) <=
+  /// exp(-z^2) and glibc-accurate erfc / exp (relative error << 1e-3), the computed spike moments
+  /// are at most mass0 <= 0.5005 E and first0 <= 0.4004 s0 E (first0 = s0 phi-terms - a mass0, the
+  /// subtracted part >= 0). On every interval of the grid (ends within |x| <= x_end) the slab's
+  /// computed moments are at least L_mass = h phi1(x_end) - 2^-40 and L_first = h^2 phi1(x_end) / 2
+  /// - 2^-40 (s1 + x_end) (the exact moments' lower bounds minus a generous bound on the absolute
+  /// rounding of the erfc / exp differences, whose terms are <= 1 resp. <= s1 + x_end, arguments
+  /// included). If pi * mass0 <= 2^-60 (1 - pi)
+  /// L_mass and the same for first, the spike's term is below 2^-54 of the slab's, i.e. below half
+  /// a unit in the last place of the rounded sum, which therefore equals the slab's term alone:
+  /// the result is bit for bit that of evaluating the spike. Both bounds decrease in a, so one
+  /// cut serves every interval beyond it.
+  double negligible_spike_from(double lo, double h, std::size_t bins, double unit) const {
+    const double inf = std::numeric_limits<double>::infinity();
+    const double s0 = s0_ * unit, s1 = s1_ * unit;
+    if (!(h > 0.0) || !std::isfinite(h) || !(s0 > 0.0) || !(s1 > s0) || !std::isfinite(s1)) return inf;
+    const double c_first = lo < 0.0 ? -lo : lo;
+    const double c_last_signed = lo + static_cast<double>(bins - 1) * h;
+    const double c_last = c_last_signed < 0.0 ? -c_last_signed : c_last_signed;
+    const double x_end = (c_first > c_last ? c_first : c_last) + 2.0 * h;
+    const double phi1 = 0.3989422804014327 / s1 * std::exp(-0.5 * (x_end / s1) * (x_end / s1)) * (1.0 - 1e-9);
+    const double l_mass = h * phi1 - 0x1p-40;
+    const double l_first = 0.5 * h * h * phi1 - 0x1p-40 * (s1 + x_end);
+    if (!(l_mass > 0.0) || !(l_first > 0.0)) return inf;
+    const double ratio = 0x1p-60 * (1.0 - pi_) / pi_;
+    const double e_mass = ratio * l_mass / 0.5005, e_first = ratio * l_first / (0.4004 * s0);
+    const double e_max = e_mass < e_first ? e_mass : e_first;
+    if (!(e_max > 0.0)) return inf;
+    if (e_max >= 1.0) return 0.0;
+    // E(a) <= e_max for a >= s0 sqrt(-2 log e_max); the factor covers the rounding of log / sqrt.
+    return s0 * std::sqrt(-2.0 * std::log(e_max)) * (1.0 + 1e-9);
   }
 
   // Laplace(beta) on [a, b], 0 <= a <= b, d = b - a, t = d / beta:
