@@ -265,10 +265,10 @@ class target {
   /// computed moments are at least L_mass = h phi1(x_end) - 2^-40 and L_first = h^2 phi1(x_end) / 2
   /// - 2^-40 (s1 + x_end) (the exact moments' lower bounds minus a generous bound on the absolute
   /// rounding of the erfc / exp differences, whose terms are <= 1 resp. <= s1 + x_end, arguments
-  /// included). If pi * mass0 <= 2^-60 (1 - pi)
-  /// L_mass and the same for first, the spike's term is below 2^-54 of the slab's, i.e. below half
-  /// a unit in the last place of the rounded sum, which therefore equals the slab's term alone:
-  /// the result is bit for bit that of evaluating the spike. Both bounds decrease in a, so one
+  /// included). If pi * mass0 <= 2^-60 (1 - pi) L_mass and the same for first, the spike's term
+  /// is below 2^-54 of the slab's, i.e. below half a unit in the last place of the rounded sum,
+  /// which therefore equals the slab's term alone: the result is bit for bit that of evaluating
+  /// the spike. The spike's bounds decrease in a and the slab's hold on the whole grid, so one
   /// cut serves every interval beyond it.
   double negligible_spike_from(double lo, double h, std::size_t bins, double unit) const {
     const double inf = std::numeric_limits<double>::infinity();
