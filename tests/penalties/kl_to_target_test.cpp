@@ -1,7 +1,9 @@
 // kl_to_target: the histogram KL to a skewed target. Properties: validation, KL >= 0, ~0 on a
 // sample of the target, exact gradient (central differences, on and between bin centres, at the
 // support edge, group norms), gradient descent moves a Gaussian toward the target, invariance to
-// order and layout, degenerate inputs, state sharing, and use through the regularizer façade.
+// order and layout, degenerate inputs, state sharing, and use through the regularizer façade;
+// the target's discretization (long-double reference, the negligible-spike skip bit for bit) and
+// the supports (max_abs wherever the largest |w| lies, its rounded form against fixed).
 #include <catch2/catch.hpp>
 
 #include <sparsereg/penalties/kl_to_target.hpp>
