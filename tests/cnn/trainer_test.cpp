@@ -208,14 +208,33 @@ TEST_CASE("fine-tuning continues on the compacted model", "[cnn][trainer]") {
 }
 
 TEST_CASE("the variance regularizer runs on group norms and on weights", "[cnn][trainer]") {
-  const auto mode = GENERATE(std::string("groups"), std::string("weights"));
+  // --var-on picks the statistic of the penalty the trainer registers, and the choice reaches
+  // training: each mode, and no variance term at all, gives its own trained weights.
   auto o = tiny_options();
   o.var_weight = 0.01;
-  o.var_on = mode;
   o.epochs = 1;
-  std::ostringstream out;
-  const auto r = run_training(o, tiny_data(), out);
-  CHECK(r.test_accuracy > 0.2);
+  std::map<std::string, std::vector<float>> trained;
+  for (const std::string mode : {"groups", "weights", "off"}) {
+    INFO(mode);
+    auto m = o;
+    if (mode == "off") {
+      m.var_weight = 0;
+    } else {
+      m.var_on = mode;
+      const auto penalty = make_variance_penalty(m, sparsereg::groups::filters());
+      CHECK(penalty.on_groups() == (mode == "groups"));
+      CHECK(penalty.bins() == 256);
+    }
+    std::ostringstream out;
+    const auto r = run_training(m, tiny_data(), out);
+    CHECK(r.test_accuracy > 0.2);
+    trained[mode] = r.trained.convs[0].w;
+    const auto& fc = r.trained.fcs[0].w;
+    trained[mode].insert(trained[mode].end(), fc.begin(), fc.end());
+  }
+  CHECK(trained["groups"] != trained["weights"]);
+  CHECK(trained["groups"] != trained["off"]);
+  CHECK(trained["weights"] != trained["off"]);
 }
 
 TEST_CASE("the cosine learning-rate schedule decays from --lr to 0 over the whole run", "[cnn][trainer]") {
@@ -518,6 +537,15 @@ TEST_CASE("numeric flags name the value when it is out of range", "[cnn][trainer
   CHECK(o.batch == 1048576);
   CHECK(o.warmup_epochs == 1e6);
   CHECK(o.lr == 0.1);
+}
+
+TEST_CASE("--var-on is parsed and checked", "[cnn][trainer]") {
+  options o;
+  CHECK(o.var_on == "groups");
+  parse(o, {"--var-on", "weights"});
+  CHECK(o.var_on == "weights");
+  CHECK_THROWS_AS(parse(o, {"--var-on", "norms"}), usage_error);
+  CHECK_THROWS_WITH(parse(o, {"--var-on", "norms"}), Catch::Contains("--var-on") && Catch::Contains("'norms'"));
 }
 
 TEST_CASE("--save, --export, --metrics and --resume must name different files", "[cnn][trainer]") {
