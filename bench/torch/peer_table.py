@@ -68,8 +68,56 @@ def main():
                 g(row.get("torch_alt_GBps")),
             )
         )
+    lines += ["", "Against the targets of the peer-benchmark issue (ratios from the rows above):", ""]
+    lines += target_lines(rows)
     with open(out_md, "w") as f:
         f.write("\n".join(lines) + "\n")
+
+
+CONTIGUOUS = {"output_neurons", "filters", "groups_of_1024"}
+STRIDED = {"input_neurons", "input_channels"}
+
+
+def target_lines(rows):
+    """One line per target: rows that meet it, the range of the ratio, the rows that miss it."""
+
+    def name(r):
+        return "%s %s/%s t%d" % (r["op"], r["shape"], r["grouping"], r["threads"])
+
+    def check(label, selected, ok, ratio, fmt="{:.2f}x", show=6):
+        sel = [r for r in selected if isinstance(ratio(r), (int, float))]
+        if not sel:
+            return "| %s | no rows | - | - |" % label
+        met = [r for r in sel if ok(r)]
+        values = [ratio(r) for r in sel]
+        missed = [r for r in sel if not ok(r)]
+        miss = ", ".join("%s (%s)" % (name(r), fmt.format(ratio(r))) for r in missed[:show])
+        if len(missed) > show:
+            miss += ", ... %d more" % (len(missed) - show)
+        return "| %s | %d / %d | %s - %s | %s |" % (label, len(met), len(sel), fmt.format(min(values)),
+                                                  fmt.format(max(values)), miss or "-")
+
+    vs_torch = lambda r: r.get("ours_over_torch")
+    out = ["| target | rows met | ours/torch (or as named) | rows that miss |", "|---|---:|---|---|"]
+    out.append(check("SGL prox >= 3x torch, contiguous groups",
+                     [r for r in rows if r["op"] == "sgl_prox" and r["grouping"] in CONTIGUOUS],
+                     lambda r: vs_torch(r) >= 3, vs_torch))
+    out.append(check("strided groupings (SGL and group-lasso prox and value) >= 3x torch",
+                     [r for r in rows if r["op"] in ("sgl_prox", "gl_prox", "sgl_value", "gl_value")
+                      and r["grouping"] in STRIDED],
+                     lambda r: vs_torch(r) >= 3, vs_torch))
+    out.append(check("SGL value >= 3x torch", [r for r in rows if r["op"] == "sgl_value"],
+                     lambda r: vs_torch(r) >= 3, vs_torch))
+    fused = [r for r in rows if r["op"] in ("l1_prox", "l1_prox_nostats")
+             or (r["op"] in ("gl_prox", "gl_value") and r["grouping"] in CONTIGUOUS)]
+    out.append(check("one fused torch kernel (softshrink; norm then mul_; vector norm): >= 1x torch", fused,
+                     lambda r: vs_torch(r) >= 1, vs_torch))
+    out.append(check("the same rows: >= 0.8 of the ceiling", fused,
+                     lambda r: r.get("ours_over_ceiling", 0) >= 0.8, lambda r: r.get("ours_over_ceiling"), "{:.2f}"))
+    out.append(check("never slower than torch (every row)", rows, lambda r: vs_torch(r) >= 1, vs_torch, show=10))
+    out.append(check("KL value + gradient >= 10x torch autograd", [r for r in rows if r["op"] == "kl_value_grad"],
+                     lambda r: vs_torch(r) >= 10, vs_torch))
+    return out
 
 
 if __name__ == "__main__":
