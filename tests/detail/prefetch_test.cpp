@@ -10,6 +10,7 @@
 
 #include <sparsereg/sparsereg.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -86,5 +87,54 @@ TEMPLATE_TEST_CASE("contiguous groups give the same bits with and without the ne
       CHECK(r1.zero_groups > 0);
       CHECK(r1.zero_groups < groups);
     }
+  }
+}
+
+// A value sweep over more than 16 groups per block (more than 4096 groups) takes each block's
+// groups in stripes (batch k holds group k of every stripe), so it decides the groups out of
+// order; the value must still be the groups' values summed in group order inside each block and
+// the blocks' totals in block order, as on every other path. The reference builds that sum from
+// the value of each group alone (a one-group tensor: the same lanes, so the same bits), with the
+// block partition of detail/sweep.hpp (min(G / 8, 256) blocks, block b from G*b/nb).
+TEMPLATE_TEST_CASE("striped value sweeps sum the groups in group order", "[sweep]", float, double) {
+  using T = TestType;
+  using dims_t = std::vector<std::size_t>;
+  for (const dims_t& dims :
+       {dims_t{4099, 24}, dims_t{4200, 9}, dims_t{4104, 5}, dims_t{6000, 2, 3, 3}, dims_t{70000, 3}}) {
+    const std::size_t groups = dims[0];
+    std::size_t len = 1;
+    for (std::size_t d = 1; d < dims.size(); ++d) len *= dims[d];
+    INFO("groups " << groups << " of " << len);
+    std::mt19937 rng(static_cast<unsigned>(11 + groups));
+    std::normal_distribution<double> z(0.0, 1.0);
+    std::vector<T> w(groups * len);
+    for (auto& v : w) v = rng() % 5 == 0 ? T(0) : static_cast<T>(z(rng) * (1.0 + static_cast<double>(rng() % 1000)));
+    const sparsereg::view<const T> x(w.data(), dims);
+    const auto grp = sparsereg::grouping::by_axes({0}, dims.size());
+    const auto one_group = sparsereg::grouping::by_axes({0}, 2);
+    const sparsereg::group_lasso gl(0.5, grp), gl1(0.5, one_group);
+    const sparsereg::sparse_group_lasso sgl(0.4, 0.05, grp), sgl1(0.4, 0.05, one_group);
+    const std::size_t nb = std::min<std::size_t>(groups / 8, 256);
+    const auto reference = [&](const auto& alone) {
+      double total = 0.0;
+      for (std::size_t b = 0; b < nb; ++b) {
+        double block = 0.0;
+        for (std::size_t g = groups * b / nb; g < groups * (b + 1) / nb; ++g)
+          block += sparsereg::value(alone, sparsereg::view<const T>(w.data() + g * len, {1, len}));
+        total += block;
+      }
+      return total;
+    };
+    const double expect_gl = reference(gl1), expect_sgl = reference(sgl1);
+    CHECK(same_bits(sparsereg::value(gl, x), expect_gl));
+    CHECK(same_bits(sparsereg::value(sgl, x), expect_sgl));
+    // The same sums in another order differ in their last bits here, so the checks above see
+    // the order (not only the set) of the additions.
+    double forward = 0.0, backward = 0.0;
+    for (std::size_t g = 0; g < groups; ++g) {
+      forward += sparsereg::value(gl1, sparsereg::view<const T>(w.data() + g * len, {1, len}));
+      backward += sparsereg::value(gl1, sparsereg::view<const T>(w.data() + (groups - 1 - g) * len, {1, len}));
+    }
+    CHECK(!same_bits(forward, backward));
   }
 }

@@ -771,7 +771,7 @@ void accumulate_slab_octets(const T* x, const std::vector<std::ptrdiff_t>& slab_
 /// The prefetches are issued after the batch's loads of an iteration: issued before them, GCC 12
 /// kept all M x 8 accumulators on the stack (16-40 stack accesses per iteration; group lasso value
 /// on L2-resident data 44 instead of 59 GB/s).
-enum class prefetch_next { none, whole, first_half };
+enum class prefetch_next { none, whole, first_half, own_next };
 template <std::size_t M, bool Abs = true, bool Zeros = true, prefetch_next Prefetch = prefetch_next::none, class T,
           class Pre>
 SPARSEREG_NOINLINE void accumulate_runs(const T* const* xs, std::size_t n, Pre pre, lane_sums<T>* acc) noexcept {
@@ -782,6 +782,9 @@ SPARSEREG_NOINLINE void accumulate_runs(const T* const* xs, std::size_t n, Pre p
   constexpr std::size_t prefetch_bytes = Prefetch == prefetch_next::whole        ? step_bytes
                                          : Prefetch == prefetch_next::first_half ? step_bytes / 2
                                                                                  : 0;
+  // Stripes (`own_next`, see grouped_sweep): each run's own next group follows it in memory and
+  // is prefetched at the rate the run is read.
+  constexpr std::size_t stream_bytes = Prefetch == prefetch_next::own_next ? lanes * sizeof(T) : 0;
   const std::uintptr_t next = reinterpret_cast<std::uintptr_t>(xs[M - 1]) + n * sizeof(T);
   for (std::size_t b = 0; b < full; ++b) {
     SPARSEREG_UNROLL_BATCH
@@ -798,6 +801,11 @@ SPARSEREG_NOINLINE void accumulate_runs(const T* const* xs, std::size_t n, Pre p
       }
     }
     for (std::size_t k = 0; k < prefetch_bytes; k += 64) prefetch_l2(next + b * prefetch_bytes + k);
+    if constexpr (stream_bytes > 0) {
+      if (b * stream_bytes % 64 == 0)
+        for (std::size_t m = 0; m < M; ++m)
+          prefetch_l2(reinterpret_cast<std::uintptr_t>(xs[m]) + n * sizeof(T) + b * stream_bytes);
+    }
   }
   // The tail works on acc, not on sq/ab: a variable index into sq/ab would keep them in memory
   // (not registers) for the whole main loop.
@@ -1286,48 +1294,101 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
     SPARSEREG_PRAGMA_OMP_FOR
     for (std::ptrdiff_t b = 0; b < static_cast<std::ptrdiff_t>(nb); ++b) {
       sweep_totals t;
-      run_position pending[batch];
+      // A value sweep takes a block's groups in chunks of up to `chunk`; a chunk of c groups is cut
+      // into `batch` stripes of s = c / batch consecutive groups, and batch k holds group k of every
+      // stripe. The batch's runs are then `batch` memory streams that each go on through s groups,
+      // instead of streams that end after one group; each run prefetches its own next group. From
+      // DRAM, one thread, the flat group-lasso value went from 0.75 to 0.85 of a linear read
+      // (docs/benchmarks.md, twenty-fifth session). A prox keeps batches of back-to-back groups
+      // (s = 1): with stripes its write streams made it slower. Each group's lanes are the same
+      // bits in any order, and the values are summed in group order at the end of the chunk.
+      constexpr std::size_t stripe = writes ? 1 : 32;
+      constexpr std::size_t chunk = batch * stripe;
+      const std::size_t chunk_len = prefetch ? chunk : batch;  // in cache the order does not matter
+      // Plain arrays, not run_position[chunk]: its default initialization would write 8 KiB per
+      // block on every call, which small tensors would pay for.
+      std::ptrdiff_t offset_x[chunk], offset_out[chunk];
+      std::size_t group_of[chunk];
+      double value_of[chunk];
       std::size_t count = 0;
+      bool striped = false;  // whether finish() visits the groups out of order
+      const auto finish_group = [&](std::size_t i, const T* xg, const T* sq, const T* ab, std::size_t zeros,
+                                    auto write) {
+        if (!striped) {
+          const auto d = decide_group<WithAbs>(decide, group_of[i], group_size, sq, ab, 1, zeros, t);
+          if constexpr (writes) write(xg, out.data() + offset_out[i], d.factor);
+          return;
+        }
+        sweep_totals one;
+        decide_group<WithAbs>(decide, group_of[i], group_size, sq, ab, 1, zeros, one);
+        value_of[i] = one.value;
+        one.value = 0.0;  // added in group order at the end of the chunk
+        t.add(one);
+      };
+      const auto adjacent = [&](const T* const* xs) {
+        for (std::size_t m = 1; m < batch; ++m)
+          if (xs[m] != xs[m - 1] + r.extent) return false;
+        return true;
+      };
       const auto finish = [&] {
-        lane_sums<T> acc[batch];
-        const T* xs[batch];
-        for (std::size_t m = 0; m < count; ++m) xs[m] = x.data() + pending[m].offset_a;
-        // A full batch of back-to-back groups of a tensor beyond the caches prefetches the next
-        // batch: a value sweep while it reads, a prox half while it reads and half while it writes.
-        bool consecutive = false;
-        if (count == batch && r.stride_a == 1) {
-          consecutive = prefetch;
-          for (std::size_t m = 1; m < batch && consecutive; ++m) consecutive = xs[m] == xs[m - 1] + r.extent;
-          constexpr prefetch_next ahead = writes ? prefetch_next::first_half : prefetch_next::whole;
-          if (consecutive)
-            accumulate_runs<batch, WithAbs, writes, ahead>(xs, r.extent, pre, acc);
-          else
-            accumulate_runs<batch, WithAbs, writes>(xs, r.extent, pre, acc);
-        } else {
-          for (std::size_t m = 0; m < count; ++m) accumulate_run(xs[m], r.stride_a, r.extent, 0, pre, acc[m]);
-        }
-        // The second half of the next batch: run m of this one prefetches its m-th slice. (Integer
-        // arithmetic: with a negative run stride the address need not lie inside the tensor.)
-        const std::uintptr_t second_half =
-            reinterpret_cast<std::uintptr_t>(xs[count - 1]) + (2 + count) * r.extent * sizeof(T) / 2;
-        for (std::size_t m = 0; m < count; ++m) {
-          const auto d =
-              decide_group<WithAbs>(decide, pending[m].group, group_size, acc[m].sq, acc[m].ab, 1, acc[m].zeros, t);
-          if constexpr (writes) {
-            O* const o = out.data() + pending[m].offset_b;
-            if (consecutive)
-              write_run_prefetching(apply, xs[m], o, r.stride_b, r.extent, d.factor,
-                                    second_half + m * r.extent * sizeof(T) / 2);
+        const std::size_t s = count / batch;
+        striped = s > 1;
+        // Whether the chunk's groups are back to back in memory (flat tensors, FC rows, conv filters).
+        bool consecutive = r.stride_a == 1;
+        for (std::size_t i = 1; i < s * batch && consecutive; ++i)
+          consecutive = offset_x[i] == offset_x[i - 1] + static_cast<std::ptrdiff_t>(r.extent);
+        for (std::size_t k = 0; k < s; ++k) {
+          lane_sums<T> acc[batch];
+          const T* xs[batch];
+          for (std::size_t m = 0; m < batch; ++m) xs[m] = x.data() + offset_x[m * s + k];
+          // On a tensor beyond the caches, back-to-back groups prefetch what comes next: with s = 1
+          // the next batch (a value sweep while it reads it, a prox half while it reads and half
+          // while it writes), with stripes each run its own next group.
+          bool ahead = false;
+          if (r.stride_a == 1) {
+            ahead = prefetch && (s > 1 ? consecutive : adjacent(xs));
+            constexpr prefetch_next next = writes ? prefetch_next::first_half : prefetch_next::whole;
+            if (ahead && s > 1)
+              accumulate_runs<batch, WithAbs, writes, prefetch_next::own_next>(xs, r.extent, pre, acc);
+            else if (ahead)
+              accumulate_runs<batch, WithAbs, writes, next>(xs, r.extent, pre, acc);
             else
-              apply(xs[m], r.stride_a, o, r.stride_b, r.extent, uniform_factor<T>{d.factor});
+              accumulate_runs<batch, WithAbs, writes>(xs, r.extent, pre, acc);
+          } else {
+            for (std::size_t m = 0; m < batch; ++m) accumulate_run(xs[m], r.stride_a, r.extent, 0, pre, acc[m]);
           }
+          // The second half of the next batch: run m of this one prefetches its m-th slice. (Integer
+          // arithmetic: with a negative run stride the address need not lie inside the tensor.)
+          const std::uintptr_t second_half =
+              reinterpret_cast<std::uintptr_t>(xs[batch - 1]) + (2 + batch) * r.extent * sizeof(T) / 2;
+          for (std::size_t m = 0; m < batch; ++m)
+            finish_group(m * s + k, xs[m], acc[m].sq, acc[m].ab, acc[m].zeros, [&](const T* xg, O* o, T factor) {
+              if (ahead)
+                write_run_prefetching(apply, xg, o, r.stride_b, r.extent, factor,
+                                      second_half + m * r.extent * sizeof(T) / 2);
+              else
+                apply(xg, r.stride_a, o, r.stride_b, r.extent, uniform_factor<T>{factor});
+            });
         }
+        // The last count % batch groups, one at a time.
+        for (std::size_t i = s * batch; i < count; ++i) {
+          lane_sums<T> acc;
+          const T* xg = x.data() + offset_x[i];
+          accumulate_run(xg, r.stride_a, r.extent, 0, pre, acc);
+          finish_group(i, xg, acc.sq, acc.ab, acc.zeros, [&](const T* xr, O* o, T factor) {
+            apply(xr, r.stride_a, o, r.stride_b, r.extent, uniform_factor<T>{factor});
+          });
+        }
+        if (striped)
+          for (std::size_t i = 0; i < count; ++i) t.value += value_of[i];
         count = 0;
       };
       for_each_run(p, split, block_begin(e0, nb, static_cast<std::size_t>(b)),
                    block_begin(e0, nb, static_cast<std::size_t>(b) + 1), [&](const run_position& pos) {
-                     pending[count++] = pos;
-                     if (count == batch) finish();
+                     offset_x[count] = pos.offset_a;
+                     offset_out[count] = pos.offset_b;
+                     group_of[count++] = pos.group;
+                     if (count == chunk_len) finish();
                    });
       if (count > 0) finish();
       parts[b] = t;
