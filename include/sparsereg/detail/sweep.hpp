@@ -4,10 +4,11 @@
 // grouped_sweep: per group, pass 1 accumulates sum(u^2), sum|u| and the zero count of a
 // pre-transformed value u = pre(x); a per-group decision turns them into a factor; pass 2
 // writes out = apply(x, factor). Groups that are one contiguous run are finished while hot
-// (norms of 4 or 8 groups interleaved, then their writes); other groupings use one accumulation pass
-// and one writing pass, each thread walking its share of the groups in memory order, except
-// column groups of matrices with few rows, done in L2-sized column tiles (pass 1, decisions and
-// pass 2 per tile).
+// (norms of 4 or 8 groups interleaved, then their writes; a value sweep beyond the caches takes the
+// interleaved groups from 8 stripes of its block, so they are 8 long memory streams); other
+// groupings use one accumulation pass and one writing pass, each thread walking its share of the
+// groups in memory order, except column groups of matrices with few rows, done in L2-sized column
+// tiles (pass 1, decisions and pass 2 per tile).
 //
 // Determinism: work is cut into a fixed number of blocks that does not depend on the thread
 // count; per-block partial results are combined in block order. Squared norms use 8 lanes keyed
@@ -774,7 +775,8 @@ void accumulate_slab_octets(const T* x, const std::vector<std::ptrdiff_t>& slab_
 enum class prefetch_next { none, whole, first_half, own_next };
 template <std::size_t M, bool Abs = true, bool Zeros = true, prefetch_next Prefetch = prefetch_next::none, class T,
           class Pre>
-SPARSEREG_NOINLINE void accumulate_runs(const T* const* xs, std::size_t n, Pre pre, lane_sums<T>* acc) noexcept {
+SPARSEREG_NOINLINE void accumulate_runs(const T* const* xs, std::size_t n, Pre pre, lane_sums<T>* acc,
+                                        std::size_t own_ahead = 0) noexcept {
   T sq[M][lanes] = {}, ab[M][lanes] = {};
   std::uint32_t zc[M][lanes] = {};  // n/8 < 2^32 elements per lane: runs are far shorter
   const std::size_t full = n / lanes;
@@ -782,8 +784,8 @@ SPARSEREG_NOINLINE void accumulate_runs(const T* const* xs, std::size_t n, Pre p
   constexpr std::size_t prefetch_bytes = Prefetch == prefetch_next::whole        ? step_bytes
                                          : Prefetch == prefetch_next::first_half ? step_bytes / 2
                                                                                  : 0;
-  // Stripes (`own_next`, see grouped_sweep): each run's own next group follows it in memory and
-  // is prefetched at the rate the run is read.
+  // Stripes (`own_next`, see grouped_sweep): each run's own next group, own_ahead bytes after its
+  // start, is prefetched at the rate the run is read.
   constexpr std::size_t stream_bytes = Prefetch == prefetch_next::own_next ? lanes * sizeof(T) : 0;
   const std::uintptr_t next = reinterpret_cast<std::uintptr_t>(xs[M - 1]) + n * sizeof(T);
   for (std::size_t b = 0; b < full; ++b) {
@@ -804,7 +806,7 @@ SPARSEREG_NOINLINE void accumulate_runs(const T* const* xs, std::size_t n, Pre p
     if constexpr (stream_bytes > 0) {
       if (b * stream_bytes % 64 == 0)
         for (std::size_t m = 0; m < M; ++m)
-          prefetch_l2(reinterpret_cast<std::uintptr_t>(xs[m]) + n * sizeof(T) + b * stream_bytes);
+          prefetch_l2(reinterpret_cast<std::uintptr_t>(xs[m]) + own_ahead + b * stream_bytes);
     }
   }
   // The tail works on acc, not on sq/ab: a variable index into sq/ab would keep them in memory
@@ -1348,8 +1350,11 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
           if (r.stride_a == 1) {
             ahead = prefetch && (s > 1 ? consecutive : adjacent(xs));
             constexpr prefetch_next next = writes ? prefetch_next::first_half : prefetch_next::whole;
+            // A stripe's next group follows it; after the last batch of the chunk, stripe m goes on
+            // with stripe m of the next chunk, most likely of the same shape and right behind.
+            const std::size_t own_ahead = (k + 1 < s ? 1 : count - s + 1) * r.extent * sizeof(T);
             if (ahead && s > 1)
-              accumulate_runs<batch, WithAbs, writes, prefetch_next::own_next>(xs, r.extent, pre, acc);
+              accumulate_runs<batch, WithAbs, writes, prefetch_next::own_next>(xs, r.extent, pre, acc, own_ahead);
             else if (ahead)
               accumulate_runs<batch, WithAbs, writes, next>(xs, r.extent, pre, acc);
             else
