@@ -1300,13 +1300,15 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
       // into `batch` stripes of s = c / batch consecutive groups, and batch k holds group k of every
       // stripe. The batch's runs are then `batch` memory streams that each go on through s groups,
       // instead of streams that end after one group; each run prefetches its own next group. From
-      // DRAM, one thread, the flat group-lasso value went from 0.75 to 0.85 of a linear read
-      // (docs/benchmarks.md, twenty-fifth session). A prox keeps batches of back-to-back groups
-      // (s = 1): with stripes its write streams made it slower. Each group's lanes are the same
-      // bits in any order, and the values are summed in group order at the end of the chunk.
+      // DRAM, one thread, the flat group-lasso value went from 0.78 to 0.89-0.92 of a linear read,
+      // FC rows from 0.87 to 1.08-1.10 (docs/benchmarks.md, twenty-fifth session). A prox keeps
+      // batches of back-to-back groups (s = 1): with stripes its write streams made it slower; so
+      // does a tensor below the prefetch size (16 MiB, mostly in L3: 0.72 -> 0.68 of the read).
+      // Each group's lanes are the same bits in any order, and the values are summed in group
+      // order at the end of the chunk.
       constexpr std::size_t stripe = writes ? 1 : 32;
       constexpr std::size_t chunk = batch * stripe;
-      const std::size_t chunk_len = prefetch ? chunk : batch;  // in cache the order does not matter
+      const std::size_t chunk_len = prefetch ? chunk : batch;
       // Plain arrays, not run_position[chunk]: its default initialization would write 8 KiB per
       // block on every call, which small tensors would pay for.
       std::ptrdiff_t offset_x[chunk], offset_out[chunk];
