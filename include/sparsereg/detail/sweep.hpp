@@ -1318,16 +1318,18 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
       bool striped = false;  // whether finish() visits the groups out of order
       const auto finish_group = [&](std::size_t i, const T* xg, const T* sq, const T* ab, std::size_t zeros,
                                     auto write) {
-        if (!striped) {
+        O* const o = out.data() + offset_out[i];
+        if (!striped) {  // in group order: straight into t
           const auto d = decide_group<WithAbs>(decide, group_of[i], group_size, sq, ab, 1, zeros, t);
-          if constexpr (writes) write(xg, out.data() + offset_out[i], d.factor);
+          if constexpr (writes) write(xg, o, d.factor);
           return;
         }
         sweep_totals one;
-        decide_group<WithAbs>(decide, group_of[i], group_size, sq, ab, 1, zeros, one);
+        const auto d = decide_group<WithAbs>(decide, group_of[i], group_size, sq, ab, 1, zeros, one);
         value_of[i] = one.value;
         one.value = 0.0;  // added in group order at the end of the chunk
         t.add(one);
+        if constexpr (writes) write(xg, o, d.factor);
       };
       const auto adjacent = [&](const T* const* xs) {
         for (std::size_t m = 1; m < batch; ++m)
