@@ -289,6 +289,57 @@ TEMPLATE_TEST_CASE("soft_threshold_lane_sum_zeros: NaN of either sign, infinite 
   CHECK(value_differ == 0);
 }
 
+TEMPLATE_TEST_CASE("count_zeros counts +0 and -0 only, contiguous and strided alike", "[sweep]", float, double) {
+  // The l0 value's count. Subnormals, NaNs and infinities are not zero; every tail length of the
+  // vector loop is visited; a stride of 3 reads every third element.
+  using T = TestType;
+  using namespace sparsereg::detail;
+  using unit = std::integral_constant<std::ptrdiff_t, 1>;
+  std::mt19937 rng(29);
+  const T specials[] = {T(0), T(-0.0), std::numeric_limits<T>::denorm_min(), -std::numeric_limits<T>::denorm_min(),
+                        std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity(), T(1), T(-2.5)};
+  std::size_t wrong = 0;
+  for (std::size_t n = 0; n < 200; ++n) {
+    std::vector<T> x(3 * n + 1);
+    for (auto& v : x) v = specials[rng() % 8];
+    std::size_t contiguous = 0, strided = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      contiguous += (x[i] == T(0));
+      strided += (x[3 * i] == T(0));
+    }
+    wrong += count_zeros(x.data(), unit{}, n) != contiguous;
+    wrong += count_zeros(x.data(), std::ptrdiff_t(1), n) != contiguous;
+    wrong += count_zeros(x.data(), std::ptrdiff_t(3), n) != strided;
+  }
+  CHECK(wrong == 0);
+}
+
+TEMPLATE_TEST_CASE("abs_lane_sum: an infinity or a NaN anywhere gives inf or NaN", "[sweep]", float, double) {
+  // The float vector form widens by bit placement, which maps inf and NaN to finite doubles, and
+  // catches them afterwards; every lane of a block, the tail, and NaNs of either sign, alone or
+  // with an infinity, are probed against the element-by-element form.
+  using T = TestType;
+  using namespace sparsereg::detail;
+  using unit = std::integral_constant<std::ptrdiff_t, 1>;
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  const T inf = std::numeric_limits<T>::infinity();
+  const std::size_t n = 32 * 4 + 5;
+  std::size_t wrong = 0;
+  for (std::size_t at = 0; at < n; ++at) {
+    for (int kind = 0; kind < 4; ++kind) {
+      std::vector<T> x(n);
+      for (std::size_t i = 0; i < n; ++i) x[i] = static_cast<T>(static_cast<int>(i % 7) - 3) * T(0.5);
+      x[at] = kind == 0 ? inf : kind == 1 ? -inf : kind == 2 ? nan : -nan;
+      if (kind >= 2) x[(at + 33) % n] = inf;  // a NaN wins over an infinity elsewhere
+      const double vec_form = abs_lane_sum(x.data(), unit{}, n);
+      const double ref = abs_lane_sum(x.data(), std::ptrdiff_t(1), n);
+      wrong += kind >= 2 ? !(std::isnan(vec_form) && std::isnan(ref))
+                         : !(std::isinf(vec_form) && vec_form > 0 && same_bits(vec_form, ref));
+    }
+  }
+  CHECK(wrong == 0);
+}
+
 TEMPLATE_TEST_CASE("abs_lane_sum(_zeros): every lane and the tree's pairing match the element-by-element form",
                    "[sweep]", float, double) {
   // A sharper probe of the lane layout than random data: one element of 2^53 (exact in float)

@@ -25,7 +25,8 @@
 // Where that is not enough -- the 32 double lanes of the l1 value and prox statistics stay in
 // memory as plain loops, every block loading and storing them -- contiguous float runs on AVX
 // targets use vector-extension forms (abs_lanes_f32; 16 floats per vector with AVX-512) with the
-// same lanes, so the same bits.
+// same lanes, so the same bits; with FMA they widen each float to double by placing its bits
+// (vec::even_bits) instead of a conversion instruction, exactly.
 #pragma once
 
 #include <algorithm>  // std::min, std::max
@@ -251,6 +252,30 @@ inline fv narrow(dv lo, dv hi) noexcept {
   return __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7);
 }
 #endif
+#if defined(__FMA__)
+// Exact widening without a conversion instruction (abs_lanes_f32). A float's bits with a clear
+// sign, shifted left by 29 inside a 64-bit lane, are the bits of a double that is the float's value
+// times 2^-896: the 8-bit exponent e lands in the low bits of the double's 11-bit field, which
+// reads it as e - 1023 instead of e - 127, and the 23 mantissa bits become the top of the 52; zero
+// stays zero and a subnormal float becomes a subnormal double of the same scale. An FMA by 2^896
+// then adds the exact value: fma(d, 2^896, a) rounds d * 2^896 + a once, as a + double(f) does,
+// so the same bits as a conversion and an add. Infinities and NaNs (e = 255) come out finite
+// (about 2^128) and must be caught by the caller. Shifts and masks run on more ports than
+// vcvtps2pd, which is what bounds the conversion form (docs/benchmarks.md).
+#define SPARSEREG_BITS_WIDEN 1
+using uq = std::uint64_t __attribute__((vector_size(4 * width)));  ///< width / 2 64-bit lanes
+using uv = std::uint32_t __attribute__((vector_size(4 * width)));  ///< width 32-bit lanes
+inline constexpr double bits_scale = 0x1p896;
+/// The even elements 0, 2, .. of |v| and the odd ones 1, 3, .., each as 2^-896 times its value.
+inline dv even_bits(fv v) noexcept { return (dv)(((uq)v & 0x7fffffffu) << 29); }
+inline dv odd_bits(fv v) noexcept { return (dv)(((uq)v >> 3) & (std::uint64_t(0x7fffffff) << 29)); }
+/// a + b * c with one rounding (vfmadd).
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+inline dv fma(dv b, dv c, dv a) noexcept { return (dv)_mm512_fmadd_pd((__m512d)b, (__m512d)c, (__m512d)a); }
+#else
+inline dv fma(dv b, dv c, dv a) noexcept { return (dv)_mm256_fmadd_pd((__m256d)b, (__m256d)c, (__m256d)a); }
+#endif
+#endif
 }  // namespace vec
 #endif
 
@@ -268,12 +293,25 @@ inline std::size_t abs_lanes_f32(std::size_t n, Mag mag, double* t, std::size_t&
   vec::dv a0 = {}, a1 = {}, a2 = {}, a3 = {}, a4 = {}, a5 = {}, a6 = {}, a7 = {};  // a4-a7: 8-wide only
   std::size_t i = 0;
   constexpr std::size_t flush = std::size_t(1) << 24;  // blocks per 32-bit count
+#if defined(SPARSEREG_BITS_WIDEN)
+  // Each float vector's even elements go to one accumulator and its odd ones to the next (the
+  // lanes are renumbered below); the largest magnitude's bits are kept to catch inf and NaN.
+  vec::dv scale = vec::dv{} + vec::bits_scale;
+  __asm__("" : "+x"(scale));  // hides the constant: else the compiler may split the FMA again
+  vec::uv top = {};
+#endif
   while (i + sum_lanes <= n) {
     vec::iv zc = {};
     const auto part = [&](std::size_t at, vec::dv& lo, vec::dv& hi) {
       const vec::fv m = mag(at, zc);
+#if defined(SPARSEREG_BITS_WIDEN)
+      top = top > (vec::uv)m ? top : (vec::uv)m;
+      lo = vec::fma(vec::even_bits(m), scale, lo);
+      hi = vec::fma(vec::odd_bits(m), scale, hi);
+#else
       lo += vec::widen_low(m);
       hi += vec::widen_high(m);
+#endif
     };
     for (std::size_t b = 0; b < flush && i + sum_lanes <= n; ++b, i += sum_lanes) {
       // Named accumulators, written out rather than looped, so that they stay registers.
@@ -287,8 +325,23 @@ inline std::size_t abs_lanes_f32(std::size_t n, Mag mag, double* t, std::size_t&
     for (std::size_t j = 0; j < vec::width; ++j) zeros += static_cast<std::uint32_t>(zc[j]);
   }
   const vec::dv a[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+#if defined(SPARSEREG_BITS_WIDEN)
+  // Lane j is element k = j mod width of float vector j / width: accumulator 2 (j / width) + k mod 2.
+  for (std::size_t j = 0; j < sum_lanes; ++j) {
+    const std::size_t k = j % vec::width;
+    t[j] = a[2 * (j / vec::width) + k % 2][k / 2];
+  }
+  std::uint32_t largest = 0;
+  for (std::size_t j = 0; j < vec::width; ++j) largest = std::max(largest, static_cast<std::uint32_t>(top[j]));
+  // A sum of magnitudes with an infinity is inf, with a NaN a NaN (whose sign and payload the
+  // sums do not specify); the tail and tree keep it.
+  constexpr std::uint32_t inf_bits = 0x7f800000;
+  if (largest >= inf_bits)
+    t[0] = largest == inf_bits ? std::numeric_limits<double>::infinity() : std::numeric_limits<double>::quiet_NaN();
+#else
   constexpr std::size_t half = vec::width / 2;  // doubles per accumulator
   for (std::size_t j = 0; j < sum_lanes; ++j) t[j] = a[j / half][j % half];
+#endif
   return i;
 }
 #endif
@@ -364,6 +417,22 @@ inline double abs_lane_sum(const T* x, Sx sx, std::size_t n) {
   {
     return lane_sum(n, g);
   }
+}
+
+/// The number of x_i == 0 (either sign) for i < n, counted in 32 bits per chunk of 2^31 elements:
+/// with unit strides that loop vectorizes (a size_t count per element widens every comparison).
+template <class T, class Sx>
+inline std::size_t count_zeros(const T* x, Sx sx, std::size_t n) {
+  constexpr std::size_t chunk = std::size_t(1) << 31;
+  std::size_t zeros = 0;
+  for (std::size_t lo = 0; lo < n; lo += chunk) {
+    const std::size_t m = std::min(chunk, n - lo);
+    const T* p = x + static_cast<std::ptrdiff_t>(lo) * sx;
+    std::uint32_t c = 0;
+    for (std::size_t i = 0; i < m; ++i) c += (p[static_cast<std::ptrdiff_t>(i) * sx] == T(0));
+    zeros += c;
+  }
+  return zeros;
 }
 
 /// Calls f(a, b) with both strides as std::integral_constant<std::ptrdiff_t, 1> when both are 1,
@@ -1331,15 +1400,11 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
         t.add(one);
         if constexpr (writes) write(xg, o, d.factor);
       };
-      const auto adjacent = [&](const T* const* xs) {
-        for (std::size_t m = 1; m < batch; ++m)
-          if (xs[m] != xs[m - 1] + r.extent) return false;
-        return true;
-      };
       const auto finish = [&] {
         const std::size_t s = count / batch;
         striped = s > 1;
-        // Whether the chunk's groups are back to back in memory (flat tensors, FC rows, conv filters).
+        // Whether the chunk's groups are back to back in memory (flat tensors, FC rows, conv filters);
+        // with s = 1 these are the groups of the one batch.
         bool consecutive = r.stride_a == 1;
         for (std::size_t i = 1; i < s * batch && consecutive; ++i)
           consecutive = offset_x[i] == offset_x[i - 1] + static_cast<std::ptrdiff_t>(r.extent);
@@ -1352,7 +1417,7 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
           // while it writes), with stripes each run its own next group.
           bool ahead = false;
           if (r.stride_a == 1) {
-            ahead = prefetch && (s > 1 ? consecutive : adjacent(xs));
+            ahead = prefetch && consecutive;
             constexpr prefetch_next next = writes ? prefetch_next::first_half : prefetch_next::whole;
             // A stripe's next group follows it; after the last batch of the chunk, stripe m goes on
             // with stripe m of the next chunk, most likely of the same shape and right behind.

@@ -32,7 +32,8 @@ struct hard_threshold {
     const auto t = detail::elementwise_sweep(w, w, w, [](const T* x, std::ptrdiff_t sx, const T*, std::ptrdiff_t,
                                                          const T*, std::ptrdiff_t, std::size_t n) {
       detail::sweep_totals s;
-      for (std::size_t i = 0; i < n; ++i) s.zero_elements += (x[static_cast<std::ptrdiff_t>(i) * sx] == T(0));
+      s.zero_elements =
+          detail::with_unit_strides(sx, 1, [&](auto sxu, auto) { return detail::count_zeros(x, sxu, n); });
       s.groups = n;
       return s;
     });
