@@ -1387,18 +1387,15 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
       bool striped = false;  // whether finish() visits the groups out of order
       const auto finish_group = [&](std::size_t i, const T* xg, const T* sq, const T* ab, std::size_t zeros,
                                     auto write) {
-        O* const o = out.data() + offset_out[i];
-        if (!striped) {  // in group order: straight into t
-          const auto d = decide_group<WithAbs>(decide, group_of[i], group_size, sq, ab, 1, zeros, t);
-          if constexpr (writes) write(xg, o, d.factor);
-          return;
-        }
+        // In group order straight into t; out of order the value waits for the end of the chunk.
         sweep_totals one;
-        const auto d = decide_group<WithAbs>(decide, group_of[i], group_size, sq, ab, 1, zeros, one);
-        value_of[i] = one.value;
-        one.value = 0.0;  // added in group order at the end of the chunk
-        t.add(one);
-        if constexpr (writes) write(xg, o, d.factor);
+        const auto d = decide_group<WithAbs>(decide, group_of[i], group_size, sq, ab, 1, zeros, striped ? one : t);
+        if (striped) {
+          value_of[i] = one.value;
+          one.value = 0.0;  // added in group order at the end of the chunk
+          t.add(one);
+        }
+        if constexpr (writes) write(xg, out.data() + offset_out[i], d.factor);
       };
       const auto finish = [&] {
         const std::size_t s = count / batch;
