@@ -421,3 +421,90 @@ TEMPLATE_TEST_CASE("input-channel norms of dense OIHW slabs, eight at a time, eq
     }
   }
 }
+
+namespace {
+
+/// The same values in two layouts: row-major (runs cross groups: the batched lane path) and with
+/// `ref_strides` (each group one contiguous run); value, prox output and counts, and the KL
+/// gradient on group norms, must be the same bits (the total values: up to the order of the sum).
+/// small(f): element f (row-major) is in a group made to die.
+template <class T, class Small>
+void check_crossing_against_contiguous(const std::vector<std::size_t>& dims,
+                                       const std::vector<std::ptrdiff_t>& ref_strides, const sparsereg::grouping& grp,
+                                       unsigned seed, Small small) {
+  std::size_t n = 1;
+  for (auto d : dims) n *= d;
+  auto w = random_values<T>(n, seed);
+  for (std::size_t f = 0; f < n; ++f)  // the groups with small(f) die
+    if (small(f)) w[f] *= T(0.02);
+  const sparsereg::view<const T> rm(w.data(), dims);
+  std::vector<T> ref(n);
+  const sparsereg::view<T> ref_w(ref.data(), dims, ref_strides);
+  for (std::size_t f = 0; f < n; ++f) ref[ref_w.offset_of_flat(f)] = w[f];
+  const sparsereg::view<const T> rf(ref.data(), dims, ref_strides);
+  const auto gl = sparsereg::group_lasso(0.8, grp);
+  const auto sgl = sparsereg::sparse_group_lasso(0.6, 0.05, grp);
+  // Totals add the groups' (bit-identical) values in another order in each layout.
+  CHECK(sparsereg::value(gl, rm) == Approx(sparsereg::value(gl, rf)).epsilon(1e-12));
+  CHECK(sparsereg::value(sgl, rm) == Approx(sparsereg::value(sgl, rf)).epsilon(1e-12));
+  const auto same_outputs = [&](const std::vector<T>& a, const std::vector<T>& b) {
+    std::size_t differ = 0;
+    for (std::size_t f = 0; f < n; ++f) differ += !same_bits(a[f], b[ref_w.offset_of_flat(f)]);
+    return differ;
+  };
+  for (int which = 0; which < 2; ++which) {
+    INFO((which == 0 ? "group lasso prox" : "sparse group lasso prox"));
+    std::vector<T> y_rm(n), y_rf(n);
+    const sparsereg::view<T> yr(y_rm.data(), dims), yf(y_rf.data(), dims, ref_strides);
+    const auto r1 = which == 0 ? sparsereg::prox(gl, rm, yr, 0.5) : sparsereg::prox(sgl, rm, yr, 0.5);
+    const auto r2 = which == 0 ? sparsereg::prox(gl, rf, yf, 0.5) : sparsereg::prox(sgl, rf, yf, 0.5);
+    CHECK(same_outputs(y_rm, y_rf) == 0);
+    CHECK(r1.value == Approx(r2.value).epsilon(1e-12));
+    CHECK(r1.zero_elements == r2.zero_elements);
+    CHECK(r1.zero_groups == r2.zero_groups);
+    CHECK(r1.zero_groups > 0);  // some groups die, some survive
+    CHECK(r1.zero_groups < grp.group_count(rm));
+  }
+  const auto kl = sparsereg::kl_to_target::on_group_norms(0.7, grp);
+  std::vector<T> g_rm(n, T(0)), g_rf(n, T(0));
+  sparsereg::add_gradient(kl.fresh(), rm, sparsereg::view<T>(g_rm.data(), dims));
+  sparsereg::add_gradient(kl.fresh(), rf, sparsereg::view<T>(g_rf.data(), dims, ref_strides));
+  CHECK(same_outputs(g_rm, g_rf) == 0);
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("norms of runs crossing groups, eight runs per lane at a time, equal a contiguous layout's bits",
+                   "[sweep]", float, double) {
+  // A row-major weight too tall for column tiles (rows x 256 columns above 256 KiB) takes the
+  // two-pass path, whose runs cross groups: up to 64 runs wait and each lane takes its 8 at
+  // once; the last runs (rows mod 64, so lanes with 8 or fewer) go one at a time. The same
+  // values stored column-major make every group one contiguous run.
+  using T = TestType;
+  for (const std::size_t rows : {603u, 640u}) {
+    for (const std::size_t cols : {37u, 5u}) {
+      INFO("fc " << rows << " x " << cols << ", input-neuron groups");
+      check_crossing_against_contiguous<T>({rows, cols}, {1, static_cast<std::ptrdiff_t>(rows)},
+                                           sparsereg::groups::input_neurons(),
+                                           7u + static_cast<unsigned>(rows + cols),
+                                           [cols](std::size_t f) { return f % cols % 3 == 0; });
+    }
+  }
+  // Groups (a, c) of an A x B x C tensor: the runs along c cross groups, and the groups they
+  // cross change with a, so the waiting runs are taken before the next a's runs join.
+  const std::size_t A = 3, B = 290, C = 20;
+  INFO("3 x 290 x 20, groups by axes 0 and 2");
+  const std::vector<std::ptrdiff_t> grouped = {static_cast<std::ptrdiff_t>(B * C), 1, static_cast<std::ptrdiff_t>(B)};
+  check_crossing_against_contiguous<T>({A, B, C}, grouped, sparsereg::grouping::by_axes({0, 2}, 3), 99u,
+                                       [](std::size_t f) { return (f / (B * C) + f % C) % 3 == 0; });
+  // Groups (a, d, c) of an A x B x D x E x C tensor: the runs (along c) of one (a, b, d) cross
+  // the same groups E times, then those of the next d, so runs are taken two at a time and
+  // continue their groups' lanes where the visit one b earlier left them (lane = runs seen mod 8).
+  INFO("3 x 290 x 2 x 2 x 20, groups by axes 0, 2 and 4");
+  const std::size_t D = 2, E = 2;
+  const auto st = [](std::size_t v) { return static_cast<std::ptrdiff_t>(v); };
+  check_crossing_against_contiguous<T>({A, B, D, E, C}, {st(D * C * B * E), st(E), st(C * B * E), 1, st(B * E)},
+                                       sparsereg::grouping::by_axes({0, 2, 4}, 5), 98u, [](std::size_t f) {
+                                         return (f / (B * D * E * C) + f / (C * E) % D + f % C) % 3 == 0;
+                                       });
+}
