@@ -478,8 +478,8 @@ TEMPLATE_TEST_CASE("norms of runs crossing groups, eight runs per lane at a time
                    "[sweep]", float, double) {
   // A row-major weight too tall for column tiles (rows x 256 columns above 256 KiB) takes the
   // two-pass path, whose runs cross groups: up to 64 runs wait and each lane takes its 8 at
-  // once; the last runs (rows mod 64, so lanes with 8 or fewer) go one at a time. The same
-  // values stored column-major make every group one contiguous run.
+  // once; the runs after the last full batch (rows mod 64, fewer than 8 per lane) go one at a
+  // time. The same values stored column-major make every group one contiguous run.
   using T = TestType;
   for (const std::size_t rows : {603u, 640u}) {
     for (const std::size_t cols : {37u, 5u}) {
