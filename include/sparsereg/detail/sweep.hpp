@@ -1741,11 +1741,11 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
     // groups; then the lanes take them eight at a time (accumulate_crossing_runs).
     const bool batched = crossing && r.stride_a == 1 && r.group_stride == 1;
     const T* batch[lanes * 8];
-    std::size_t batch_n = 0, batch_mw = 0;
+    std::size_t batch_n = 0;
     const auto flush = [&] {
       if (batch_n == 0) return;
       if constexpr (writes) lb.reserve_counts(batch_n, zeros.data());
-      accumulate_crossing_runs<WithAbs, writes>(batch, batch_n, lb.seen, batch_mw, pre, lb.sq, lb.ab, lb.lane_stride,
+      accumulate_crossing_runs<WithAbs, writes>(batch, batch_n, lb.seen, lb.m, pre, lb.sq, lb.ab, lb.lane_stride,
                                                 lb.zeros);
       lb.seen += batch_n;
       batch_n = 0;
@@ -1795,18 +1795,15 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
         // lane of each, updated as one vector loop over consecutive groups.
         const std::size_t g0 = pos.group + lo * r.group_stride;
         const std::size_t mw = hi - lo;
+        // The waiting runs cross the groups the block holds: taken before it moves on.
+        if (batched && (g0 != lb.g0 || mw != lb.m)) flush();
+        // Every run over these groups starts at g0.
+        lb.hold(g0, r.group_stride, mw, sq.data(), lane_ab, zeros.data(), seen.data(), at);
         if (batched) {
-          if (batch_n > 0 && (g0 != lb.g0 || mw != batch_mw)) flush();
-          if (batch_n == 0) {
-            lb.hold(g0, 1, mw, sq.data(), lane_ab, zeros.data(), seen.data(), at);
-            batch_mw = mw;
-          }
           batch[batch_n++] = xp + static_cast<std::ptrdiff_t>(lo);
           if (batch_n == lanes * 8) flush();
           return;
         }
-        // Every run over these groups starts at g0.
-        lb.hold(g0, r.group_stride, mw, sq.data(), lane_ab, zeros.data(), seen.data(), at);
         if constexpr (writes) lb.reserve_counts(1, zeros.data());
         const std::size_t lane = lb.seen & (lanes - 1);
         lb.seen += 1;
