@@ -189,7 +189,7 @@ void shard_partial(const char* where, double lambda_l1, const grouping& grp, con
   // u = soft_threshold(x, t1); its square and |u| are those of max(|x| - t1, 0), as in the
   // unsharded prox's first pass.
   if (t1 > E(0))
-    grouped_sweep<true>(x, x, local, [t1](E v) { return soft_threshold_magnitude(v, t1); }, decide, no_apply{});
+    grouped_sweep<true>(x, x, local, soft_magnitude<E>{t1}, decide, no_apply{});
   else
     grouped_sweep<true>(x, x, local, [](E v) { return v; }, decide, no_apply{});
 }

@@ -508,3 +508,162 @@ TEMPLATE_TEST_CASE("norms of runs crossing groups, eight runs per lane at a time
                                          return (f / (B * D * E * C) + f / (C * E) % D + f % C) % 3 == 0;
                                        });
 }
+
+namespace {
+
+/// Normal values with the soft threshold's edges at t mixed in: |x| == t exactly (|x| - t = +0),
+/// the floats next to it on either side, zeros of both signs, infinities, and a few NaNs of
+/// either sign (rare, so most lanes and groups stay finite).
+template <class T>
+std::vector<T> threshold_edges(std::size_t n, T t, unsigned seed) {
+  auto v = random_values<T>(n, seed);
+  const T nan = std::numeric_limits<T>::quiet_NaN(), inf = std::numeric_limits<T>::infinity();
+  const T edge[] = {t, -t, std::nextafter(t, T(0)), -std::nextafter(t, inf), T(0), -T(0), inf, -inf};
+  std::mt19937 rng(seed);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto r = rng() % 400;
+    if (r < 100) v[i] = edge[r % 8];
+    if (r == 100) v[i] = nan;
+    if (r == 101) v[i] = -nan;
+  }
+  return v;
+}
+
+template <std::size_t M, bool Abs, bool Zeros, class T,
+          sparsereg::detail::prefetch_next Prefetch = sparsereg::detail::prefetch_next::none>
+void check_magnitude_runs(std::size_t n, T t) {
+  using namespace sparsereg::detail;
+  const auto x = threshold_edges<T>(M * n + 5, t, 41u + static_cast<unsigned>(n));
+  const soft_magnitude<T> pre{t};
+  const T* xs[M];
+  for (std::size_t m = 0; m < M; ++m) xs[m] = x.data() + 5 + m * n;  // unaligned, back to back
+  lane_sums<T> acc[M];
+  accumulate_runs<M, Abs, Zeros, Prefetch>(xs, n, pre, acc);
+  for (std::size_t m = 0; m < M; ++m) {
+    INFO("M " << M << ", Abs " << Abs << ", Zeros " << Zeros << ", Prefetch " << static_cast<int>(Prefetch) << ", n "
+              << n << ", t " << t << ", run " << m);
+    lane_sums<T> ref;
+    accumulate_run(xs[m], 1, n, 0, pre, ref);
+    for (std::size_t j = 0; j < lanes; ++j) {
+      CHECK(same_bits(acc[m].sq[j], ref.sq[j]));
+      // |u| is u itself in the AVX-512 form: the same bits, except the sign of a NaN from an
+      // infinite threshold (inf - inf), which no result shows (the group's norm is then NaN).
+      const T want = Abs ? ref.ab[j] : T(0);
+      const bool nan_sign_only = std::isinf(t) && std::isnan(want) && std::isnan(acc[m].ab[j]);
+      CHECK((same_bits(acc[m].ab[j], want) || nan_sign_only));
+    }
+    CHECK(acc[m].zeros == (Zeros ? ref.zeros : 0u));
+  }
+}
+
+template <class T>
+T factor_at(std::size_t i) {
+  const T f[] = {T(0.75), T(1), T(0), T(0.3), std::numeric_limits<T>::quiet_NaN(), T(1e-30)};
+  return f[i % 6];
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("accumulate_runs with the soft-threshold magnitude gives each run the lanes of accumulate_run",
+                   "[sweep]", float, double) {
+  // The sparse group lasso's norm pass (soft_magnitude, AVX-512 form for float): runs whose
+  // length leaves every mix of 16-element steps, a lone block of 8 and a tail, values on and
+  // around the threshold, zeros of both signs, infinities and NaNs.
+  using T = TestType;
+  using sparsereg::detail::prefetch_next;
+  for (const T t : {T(0.25), std::numeric_limits<T>::infinity(), std::numeric_limits<T>::denorm_min()}) {
+    for (std::size_t n : {0u, 1u, 7u, 8u, 9u, 15u, 16u, 17u, 23u, 24u, 25u, 31u, 32u, 40u, 1029u}) {
+      check_magnitude_runs<8, true, true, T>(n, t);
+      check_magnitude_runs<8, false, true, T>(n, t);
+      check_magnitude_runs<8, true, false, T>(n, t);
+      check_magnitude_runs<8, false, false, T>(n, t);
+      check_magnitude_runs<4, true, true, T>(n, t);
+      check_magnitude_runs<8, true, true, T, prefetch_next::whole>(n, t);
+      check_magnitude_runs<8, true, true, T, prefetch_next::first_half>(n, t);
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("scale_run with the soft threshold writes the bits of the element-by-element form", "[sweep]",
+                   float, double) {
+  // The write pass of the sparse group lasso's prox (AVX-512 form for contiguous float runs):
+  // one factor for the run (zero, one, NaN, tiny) or a row of them, in place and out of place.
+  using T = TestType;
+  using namespace sparsereg::detail;
+  using unit = std::integral_constant<std::ptrdiff_t, 1>;
+  for (const T t : {T(0.25), std::numeric_limits<T>::infinity()}) {
+    for (std::size_t n : {0u, 1u, 15u, 16u, 17u, 31u, 33u, 1029u}) {
+      const auto x = threshold_edges<T>(n + 3, t, 61u + static_cast<unsigned>(n));
+      std::vector<T> row(n + 1);
+      for (std::size_t i = 0; i < row.size(); ++i) row[i] = factor_at<T>(i);
+      const soft_threshold_op<T> pre{t};
+      // A NaN times a NaN may give either one's payload and sign; anything else must match.
+      const auto same = [](T a, T b) { return same_bits(a, b) || (std::isnan(a) && std::isnan(b)); };
+      for (std::size_t k = 0; k < 6; ++k) {
+        INFO("t " << t << ", n " << n << ", factor " << factor_at<T>(k));
+        std::vector<T> y(n + 3, T(7)), in_place(x);
+        scale_run(pre, x.data() + 3, unit{}, y.data() + 3, unit{}, n, uniform_factor<T>{factor_at<T>(k)});
+        scale_run(pre, in_place.data() + 3, unit{}, in_place.data() + 3, unit{}, n, uniform_factor<T>{factor_at<T>(k)});
+        std::size_t differ = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+          const T want = soft_threshold_positive(x[3 + i], t) * factor_at<T>(k);
+          differ += !same(y[3 + i], want) + !same(in_place[3 + i], want);
+        }
+        CHECK(differ == 0);
+        CHECK(same_bits(y[2], T(7)));  // nothing written before the run
+      }
+      INFO("t " << t << ", n " << n << ", a row of factors");
+      std::vector<T> y(n + 3, T(7));
+      scale_run(pre, x.data() + 3, unit{}, y.data() + 3, unit{}, n, indexed_factor<T, unit>{row.data() + 1, {}});
+      std::size_t differ = 0;
+      for (std::size_t i = 0; i < n; ++i)
+        differ += !same(y[3 + i], soft_threshold_positive(x[3 + i], t) * row[1 + i]);
+      CHECK(differ == 0);
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("sparse group lasso prox on contiguous groups equals the strided layout's bits, edges included",
+                   "[sweep]", float, double) {
+  // Rows of a row-major matrix are contiguous groups (the AVX-512 norm and write passes for
+  // float); the same matrix stored column-major makes them strided (the generic loops). Group
+  // lengths cover 16-element steps, a lone block of 8 and tails; the values the threshold's edges.
+  using T = TestType;
+  const std::size_t G = 19;
+  for (std::size_t L : {1u, 8u, 9u, 16u, 17u, 24u, 33u, 83u, 257u}) {
+    auto w = threshold_edges<T>(G * L, T(0.02), 71u + static_cast<unsigned>(L));
+    const auto small = random_values<T>(L, 3u);
+    for (std::size_t g = 0; g < G; g += 3)  // every third group small and finite: it dies
+      for (std::size_t k = 0; k < L; ++k) w[g * L + k] = small[k] * T(0.001);
+    std::vector<T> cm(w.size());
+    for (std::size_t g = 0; g < G; ++g)
+      for (std::size_t k = 0; k < L; ++k) cm[k * G + g] = w[g * L + k];
+    const std::vector<std::size_t> shape = {G, L};
+    const std::vector<std::ptrdiff_t> cm_strides = {1, static_cast<std::ptrdiff_t>(G)};
+    const sparsereg::view<const T> rm_v(w.data(), shape), cm_v(cm.data(), shape, cm_strides);
+    // step * lambda_l1 = 0.02, the threshold the edges were placed at.
+    const auto sgl = sparsereg::sparse_group_lasso(0.3, 0.04, sparsereg::groups::output_neurons());
+    std::vector<T> y_rm(w.size()), y_cm(w.size());
+    const auto r1 = sparsereg::prox(sgl, rm_v, sparsereg::view<T>(y_rm.data(), shape), 0.5);
+    const auto r2 = sparsereg::prox(sgl, cm_v, sparsereg::view<T>(y_cm.data(), shape, cm_strides), 0.5);
+    std::vector<T> in_place(w);
+    const sparsereg::view<T> ip(in_place.data(), shape);
+    const auto r3 = sparsereg::prox(sgl, sparsereg::view<const T>(ip), ip, 0.5);
+    INFO("groups of " << L);
+    std::size_t differ = 0;
+    for (std::size_t g = 0; g < G; ++g)
+      for (std::size_t k = 0; k < L; ++k) {
+        const T a = y_rm[g * L + k], b = y_cm[k * G + g], c = in_place[g * L + k];
+        // NaN groups: the factor is NaN, and a NaN element times it may keep either payload.
+        differ += !(same_bits(a, b) || (std::isnan(a) && std::isnan(b))) + !same_bits(a, c);
+      }
+    CHECK(differ == 0);
+    CHECK((r1.value == Approx(r2.value).epsilon(1e-12) || (std::isnan(r1.value) && std::isnan(r2.value))));
+    CHECK(same_bits(r1.value, r3.value));
+    CHECK(r1.zero_elements == r2.zero_elements);
+    CHECK(r1.zero_elements == r3.zero_elements);
+    CHECK(r1.zero_groups == r2.zero_groups);
+    CHECK(r1.zero_groups >= (G + 2) / 3);  // the small groups, and some others of one element
+    CHECK(r1.zero_groups < G);
+  }
+}

@@ -127,17 +127,14 @@ struct group_penalty_kernels {
       return grouped_sweep<decltype(with_abs)::value>(x, y, *groups, norms_pre, decide,
                            [pre](const T* xp, std::ptrdiff_t sx, T* yp, std::ptrdiff_t sy, std::size_t n, auto factor_of) {
                              with_unit_strides(sx, sy, [&](auto sxu, auto syu) {
-                               for (std::size_t i = 0; i < n; ++i) {
-                                 const auto k = static_cast<std::ptrdiff_t>(i);
-                                 yp[k * syu] = pre(xp[k * sxu]) * factor_of(i);
-                               }
+                               scale_run(pre, xp, sxu, yp, syu, n, factor_of);
                              });
                            });
     };
     // Group lasso (lambda_l1 = 0): the output's value needs no sum |y|.
     const auto identity = [](T v) { return v; };
-    const auto soft = [t1](T v) { return soft_threshold_positive(v, t1); };
-    const auto magnitude = [t1](T v) { return soft_threshold_magnitude(v, t1); };
+    const auto soft = soft_threshold_op<T>{t1};
+    const auto magnitude = soft_magnitude<T>{t1};
     const auto r = lambda_l1 == 0.0 ? sweep(identity, identity, std::false_type{})
                    : t1 == T(0)     ? sweep(identity, identity, std::true_type{})
                                     : sweep(magnitude, soft, std::true_type{});
