@@ -191,8 +191,34 @@ TEMPLATE_TEST_CASE("abs_lane_sum(_zeros): contiguous runs give the bits of the e
       x[40] = std::numeric_limits<T>::infinity();
       x[41] = -std::numeric_limits<T>::infinity();
     }
-    // The l1 value's sum of |x_i| (no output, no count): the same lanes in both forms.
+    // The l1 value's sum of |x_i| (no output, no count): the same lanes in both forms; the squared
+    // l2 value's sum of x_i^2 likewise (with the infinities: inf in both).
     CHECK(same_bits(abs_lane_sum(x.data(), unit{}, n), abs_lane_sum(x.data(), std::ptrdiff_t(1), n)));
+    CHECK(same_bits(abs_lane_sum<true>(x.data(), unit{}, n), abs_lane_sum<true>(x.data(), std::ptrdiff_t(1), n)));
+    {
+      // The squared l2 prox: y = x * f with sum_i y_i^2 and the zero count, in place in both forms.
+      const T f = T(0.75);
+      const auto scale = [f](auto v) { return v * f; };
+      std::vector<T> y_vec(x), y_ref(x);
+      std::size_t z_vec = 0, z_ref = 0;
+      const double s_vec = abs_lane_sum_zeros<true>(y_vec.data(), unit{}, y_vec.data(), unit{}, n, scale, z_vec);
+      const double s_ref =
+          abs_lane_sum_zeros<true>(y_ref.data(), std::ptrdiff_t(1), y_ref.data(), std::ptrdiff_t(1), n, scale, z_ref);
+      std::size_t differ = 0, zeros = 0;
+      long double sum = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        differ += !same_bits(y_vec[i], y_ref[i]);
+        zeros += (y_ref[i] == T(0));
+        sum += static_cast<long double>(y_ref[i]) * static_cast<long double>(y_ref[i]);
+      }
+      CHECK(differ == 0);
+      CHECK(same_bits(s_vec, s_ref));
+      CHECK(z_vec == z_ref);
+      CHECK(z_ref == zeros);
+      if (!with_inf)  // the sum itself, against one in long double
+        CHECK(std::fabs(static_cast<long double>(s_ref) - sum) <=
+              static_cast<long double>(n) * std::numeric_limits<double>::epsilon() * sum);
+    }
     for (const bool identity : {false, true}) {
       INFO("identity " << identity);
       std::vector<T> y_vec(n, T(7)), y_ref(n, T(7));
@@ -340,7 +366,54 @@ TEMPLATE_TEST_CASE("abs_lane_sum: an infinity or a NaN anywhere gives inf or NaN
   CHECK(wrong == 0);
 }
 
-TEMPLATE_TEST_CASE("abs_lane_sum(_zeros): every lane and the tree's pairing match the element-by-element form",
+TEMPLATE_TEST_CASE("abs_lane_sum(_zeros): finite magnitudes summing past 2^128 stay finite, with a NaN still NaN",
+                   "[sweep]", float, double) {
+  // The float vector form tells an infinity or a NaN (placed at 2^128 or above) from finite
+  // elements by a lane reaching 2^128, then reads the magnitudes again. Elements near FLT_MAX
+  // (2^128 - 2^104) put every lane past 2^128 with finite elements only: the sums must be the
+  // finite doubles of the element-by-element form, for the l1 value and for a prox that writes
+  // its outputs (identity and soft threshold, where what is read again is the output). A NaN or
+  // an infinity among them, placed in each lane in turn, must still give NaN or inf.
+  using T = TestType;
+  using namespace sparsereg::detail;
+  using unit = std::integral_constant<std::ptrdiff_t, 1>;
+  const T big = std::numeric_limits<float>::max();
+  const std::size_t n = 32 * 6 + 3;
+  std::size_t wrong = 0;
+  for (int kind = 0; kind < 3; ++kind) {
+    for (std::size_t at = 0; at < (kind == 0 ? 1 : 32); ++at) {
+      std::vector<T> x(n);
+      for (std::size_t i = 0; i < n; ++i) x[i] = (i % 3 == 1) ? -big : big * T(i % 2 ? 0.75 : 1);
+      if (kind == 1) x[64 + at] = std::numeric_limits<T>::quiet_NaN();
+      if (kind == 2) x[64 + at] = -std::numeric_limits<T>::infinity();
+      const double value = abs_lane_sum(x.data(), unit{}, n);
+      const double value_ref = abs_lane_sum(x.data(), std::ptrdiff_t(1), n);
+      const auto check = [&](double v, double ref) {
+        if (kind == 0) return std::isfinite(v) && v > 1e38 * static_cast<double>(n) / 2 && same_bits(v, ref);
+        if (kind == 1) return std::isnan(v) && std::isnan(ref);
+        return std::isinf(v) && v > 0 && same_bits(v, ref);
+      };
+      wrong += !check(value, value_ref);
+      for (const bool identity : {true, false}) {
+        std::vector<T> y(x), y_ref(n);
+        std::size_t z = 0, z_ref = 0;
+        const T t = T(1);
+        const auto soft = [t](auto v) { return soft_threshold_positive(v, t); };
+        const auto same = [](auto u) { return u; };
+        const double v = identity ? abs_lane_sum_zeros(y.data(), unit{}, y.data(), unit{}, n, same, z)
+                                  : soft_threshold_lane_sum_zeros(y.data(), unit{}, y.data(), unit{}, n, t, z);
+        const double ref =
+            identity ? abs_lane_sum_zeros(x.data(), std::ptrdiff_t(1), y_ref.data(), std::ptrdiff_t(1), n, same, z_ref)
+                     : abs_lane_sum_zeros(x.data(), std::ptrdiff_t(1), y_ref.data(), std::ptrdiff_t(1), n, soft, z_ref);
+        wrong += !check(v, ref);
+        wrong += z != z_ref;
+      }
+    }
+  }
+  CHECK(wrong == 0);
+}
+
+TEMPLATE_TEST_CASE("abs_lane_sum(_zeros), of |x| and of x^2: every lane and the tree's pairing match the scalar form",
                    "[sweep]", float, double) {
   // A sharper probe of the lane layout than random data: one element of 2^53 (exact in float)
   // among small odd integers. The lane holding it sums at a spacing of 2, so every later addition
@@ -365,6 +438,15 @@ TEMPLATE_TEST_CASE("abs_lane_sum(_zeros): every lane and the tree's pairing matc
     const double v_ref = abs_lane_sum_zeros(x.data(), std::ptrdiff_t(1), y_ref.data(), std::ptrdiff_t(1), n, op, z_ref);
     differ += !same_bits(v_vec, v_ref);
     CHECK(z_vec == z_ref);
+    // Squares (the squared l2 value and prox): the big element 3 * 2^25, whose square 9 * 2^50
+    // sums at a spacing of 2, so that adding an odd square (1, 9, 25, 49) is a tie, rounded to
+    // even: the order of the additions decides the bits, as above.
+    x[32 * 3 + p] = static_cast<T>(3.0 * std::ldexp(1.0, 25));
+    differ += !same_bits(abs_lane_sum<true>(x.data(), unit{}, n), abs_lane_sum<true>(x.data(), std::ptrdiff_t(1), n));
+    const double s_vec = abs_lane_sum_zeros<true>(x.data(), unit{}, y_vec.data(), unit{}, n, op, z_vec);
+    const double s_ref =
+        abs_lane_sum_zeros<true>(x.data(), std::ptrdiff_t(1), y_ref.data(), std::ptrdiff_t(1), n, op, z_ref);
+    differ += !same_bits(s_vec, s_ref);
   }
   CHECK(differ == 0);
 }

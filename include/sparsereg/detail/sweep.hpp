@@ -276,13 +276,19 @@ inline fv narrow(dv lo, dv hi) noexcept {
 using uq = std::uint64_t __attribute__((vector_size(4 * width)));  ///< width / 2 64-bit lanes
 using uv = std::uint32_t __attribute__((vector_size(4 * width)));  ///< width 32-bit lanes
 inline constexpr double bits_scale = 0x1p896;
-/// The even elements 0, 2, .. of |v| and the odd ones 1, 3, .., each as 2^-896 times its value.
-inline dv even_bits(fv v) noexcept { return (dv)(((uq)v & 0x7fffffffu) << 29); }
-inline dv odd_bits(fv v) noexcept { return (dv)(((uq)v >> 3) & (std::uint64_t(0x7fffffff) << 29)); }
-/// a + b * c with one rounding (vfmadd).
+/// The even elements 0, 2, .. of m and the odd ones 1, 3, .., each as 2^-896 times its value; m
+/// holds magnitudes (clear sign bits).
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
+inline dv even_bits(fv m) noexcept { return (dv)(((uq)m & 0x7fffffffu) << 29); }
+inline dv odd_bits(fv m) noexcept { return (dv)(((uq)m >> 3) & (std::uint64_t(0x7fffffff) << 29)); }
+/// a + b * c with one rounding (vfmadd).
 inline dv fma(dv b, dv c, dv a) noexcept { return (dv)_mm512_fmadd_pd((__m512d)b, (__m512d)c, (__m512d)a); }
 #else
+// Shifts alone, no mask constants (the clear sign bit lets them): AVX2 has 16 registers, and a
+// prox's loop (8 accumulators, the scale, its own constants and the zero count) spilled
+// accumulators to the stack with two more constants (docs/benchmarks.md, twenty-ninth session).
+inline dv even_bits(fv m) noexcept { return (dv)(((uq)m << 32) >> 3); }
+inline dv odd_bits(fv m) noexcept { return (dv)(((uq)m >> 32) << 29); }
 inline dv fma(dv b, dv c, dv a) noexcept { return (dv)_mm256_fmadd_pd((__m256d)b, (__m256d)c, (__m256d)a); }
 #endif
 #endif
@@ -296,8 +302,17 @@ inline dv fma(dv b, dv c, dv a) noexcept { return (dv)_mm256_fmadd_pd((__m256d)b
 /// elements while they last, the lanes held in registers (8 of 4 doubles, or 4 of 8 with
 /// AVX-512: lane j is element j of each block either way). Returns the number of elements done
 /// (a multiple of 32); the lanes go to t[0..32), for the caller's tail and tree.
-template <class Mag>
-inline std::size_t abs_lanes_f32(std::size_t n, Mag mag, double* t, std::size_t& zeros) {
+/// again(i): |v_i|..|v_{i+w-1}| once more, without side effects (a prox reads back what it
+/// wrote); called only when a lane reached 2^128, to tell an infinity or a NaN among the elements
+/// from finite magnitudes that large (see below). ahead: non-null for tensors beyond the caches
+/// (worth_prefetch); each block then prefetches the two cache lines ahead_distance floats past
+/// its own from ahead + i. Squares: the lanes sum v_i^2 instead (the squared l2 value and prox;
+/// mag may still give |v_i|), each element widened by a conversion and squared in double, and
+/// lane j is then element j mod (w / 2) of accumulator j / (w / 2).
+inline constexpr std::size_t ahead_distance = 1024;
+template <bool Squares = false, class Mag, class Again>
+inline std::size_t abs_lanes_f32(std::size_t n, Mag mag, double* t, std::size_t& zeros, Again again,
+                                 const float* ahead) {
   static_assert(sum_lanes == 32 && sum_lanes % vec::width == 0, "32 lanes are whole float vectors");
   constexpr std::size_t parts = sum_lanes / vec::width;  // float vectors per block: 4 or 2
   vec::dv a0 = {}, a1 = {}, a2 = {}, a3 = {}, a4 = {}, a5 = {}, a6 = {}, a7 = {};  // a4-a7: 8-wide only
@@ -305,25 +320,46 @@ inline std::size_t abs_lanes_f32(std::size_t n, Mag mag, double* t, std::size_t&
   constexpr std::size_t flush = std::size_t(1) << 24;  // blocks per 32-bit count
 #if defined(SPARSEREG_BITS_WIDEN)
   // Each float vector's even elements go to one accumulator and its odd ones to the next (the
-  // lanes are renumbered below); the largest magnitude's bits are kept to catch inf and NaN.
+  // lanes are renumbered below). Inf and NaN are caught afterwards, from the lanes (see there).
+  // AVX-512: each placed value is scaled back by an FMA into the accumulator. AVX2 (16 registers)
+  // adds the placed values themselves, 2^-896 times the true ones, and scales the sums once at the
+  // end: a power of two scales exactly, and the roundings are the same, since every placed value
+  // and partial sum is a multiple of 2^-1045 (a float's quantum 2^-149, placed), so the sums that
+  // fall among double subnormals (below 2^-1022, where the scaled sums would still have 53 bits)
+  // are exact in both forms. That frees the scale's register (see even_bits).
   vec::dv scale = vec::dv{} + vec::bits_scale;
   __asm__("" : "+x"(scale));  // hides the constant: else the compiler may split the FMA again
-  vec::uv top = {};
+  constexpr bool scale_each = vec::width == 16;
 #endif
   while (i + sum_lanes <= n) {
     vec::iv zc = {};
     const auto part = [&](std::size_t at, vec::dv& lo, vec::dv& hi) {
       const vec::fv m = mag(at, zc);
+      if constexpr (Squares) {
+        const vec::dv l = vec::widen_low(m), h = vec::widen_high(m);
+        lo += l * l;
+        hi += h * h;
+        return;
+      }
 #if defined(SPARSEREG_BITS_WIDEN)
-      top = top > (vec::uv)m ? top : (vec::uv)m;
-      lo = vec::fma(vec::even_bits(m), scale, lo);
-      hi = vec::fma(vec::odd_bits(m), scale, hi);
+      if constexpr (scale_each) {
+        lo = vec::fma(vec::even_bits(m), scale, lo);
+        hi = vec::fma(vec::odd_bits(m), scale, hi);
+      } else {
+        lo += vec::even_bits(m);
+        hi += vec::odd_bits(m);
+      }
 #else
       lo += vec::widen_low(m);
       hi += vec::widen_high(m);
 #endif
     };
     for (std::size_t b = 0; b < flush && i + sum_lanes <= n; ++b, i += sum_lanes) {
+      if (ahead != nullptr) {
+        const auto line = reinterpret_cast<std::uintptr_t>(ahead + i + ahead_distance);
+        prefetch_l2(line);
+        prefetch_l2(line + 64);
+      }
       // Named accumulators, written out rather than looped, so that they stay registers.
       part(i, a0, a1);
       part(i + vec::width, a2, a3);
@@ -335,21 +371,41 @@ inline std::size_t abs_lanes_f32(std::size_t n, Mag mag, double* t, std::size_t&
     for (std::size_t j = 0; j < vec::width; ++j) zeros += static_cast<std::uint32_t>(zc[j]);
   }
   const vec::dv a[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+  constexpr std::size_t half = vec::width / 2;  // doubles per accumulator
+  if constexpr (Squares) {
+    for (std::size_t j = 0; j < sum_lanes; ++j) t[j] = a[j / half][j % half];
+    return i;
+  }
 #if defined(SPARSEREG_BITS_WIDEN)
   // Lane j is element k = j mod width of float vector j / width: accumulator 2 (j / width) + k mod 2.
+  bool large = false;
   for (std::size_t j = 0; j < sum_lanes; ++j) {
     const std::size_t k = j % vec::width;
-    t[j] = a[2 * (j / vec::width) + k % 2][k / 2];
+    t[j] = a[2 * (j / vec::width) + k % 2][k / 2] * (scale_each ? 1.0 : vec::bits_scale);
+    large |= !(t[j] < 0x1p128);
   }
-  std::uint32_t largest = 0;
-  for (std::size_t j = 0; j < vec::width; ++j) largest = std::max(largest, static_cast<std::uint32_t>(top[j]));
-  // A sum of magnitudes with an infinity is inf, with a NaN a NaN (whose sign and payload the
-  // sums do not specify); the tail and tree keep it.
-  constexpr std::uint32_t inf_bits = 0x7f800000;
-  if (largest >= inf_bits)
-    t[0] = largest == inf_bits ? std::numeric_limits<double>::infinity() : std::numeric_limits<double>::quiet_NaN();
+  // An infinity (exponent bits 255) comes out of the bit placement as exactly 2^128, a NaN as
+  // more, and the lane that holds it only adds magnitudes >= 0 to it: so a lane below 2^128 (as
+  // all are, unless finite elements near FLT_MAX add up there) proves its elements finite, and
+  // only otherwise are the magnitudes read again for their largest bits. (The loop used to keep
+  // those bits itself: one more register than AVX2's 16 hold, and GCC 12 then kept an
+  // accumulator on the stack, a store-to-load forward per block: l1 value 29 instead of 50 GB/s
+  // on a Zen 3 core, docs/benchmarks.md.) A sum of magnitudes with an infinity is inf, with a NaN
+  // a NaN (whose sign and payload the sums do not specify); the tail and tree keep it.
+  if (large) {
+    vec::uv top = {};
+    for (std::size_t at = 0; at < i; at += vec::width) {
+      const vec::uv m = (vec::uv)again(at);
+      top = top > m ? top : m;
+    }
+    std::uint32_t largest = 0;
+    for (std::size_t j = 0; j < vec::width; ++j) largest = std::max(largest, static_cast<std::uint32_t>(top[j]));
+    constexpr std::uint32_t inf_bits = 0x7f800000;
+    if (largest >= inf_bits)
+      t[0] = largest == inf_bits ? std::numeric_limits<double>::infinity() : std::numeric_limits<double>::quiet_NaN();
+  }
 #else
-  constexpr std::size_t half = vec::width / 2;  // doubles per accumulator
+  (void)again;
   for (std::size_t j = 0; j < sum_lanes; ++j) t[j] = a[j / half][j % half];
 #endif
   return i;
@@ -359,23 +415,25 @@ inline std::size_t abs_lanes_f32(std::size_t n, Mag mag, double* t, std::size_t&
 #if defined(SPARSEREG_VECTOR_LANES)
 /// sum_i |v_i| and the count of v_i == 0 over outputs a float prox writes itself: out(at) computes,
 /// stores and returns v_at..v_{at+w-1} as a vec::fv (w = vec::width), scalar(i) computes and stores
-/// v_i alone (the tail). The lanes of abs_lanes_f32, the tail and tree of finish_lanes, so the
-/// double and the count of lane_sum_zeros with g = |.|.
-template <class Out, class Scalar>
-inline double written_abs_lane_sum_zeros(std::size_t n, Out out, Scalar scalar, std::size_t& zeros) {
+/// v_i alone (the tail); y is where out stores them, ahead what abs_lanes_f32 prefetches from
+/// (nullptr: nothing). The lanes of abs_lanes_f32, the tail and tree of finish_lanes, so the
+/// double and the count of lane_sum_zeros with g = |.| (Squares: g = square in double).
+template <bool Squares = false, class Out, class Scalar>
+inline double written_abs_lane_sum_zeros(std::size_t n, Out out, Scalar scalar, std::size_t& zeros, const float* y,
+                                         const float* ahead) {
   double t[sum_lanes];
-  const std::size_t done = abs_lanes_f32(
+  const std::size_t done = abs_lanes_f32<Squares>(
       n,
-      [&](std::size_t at, vec::iv& zc) {
+      [out](std::size_t at, vec::iv& zc) {  // by value, as `out` captures: see abs_lane_sum_zeros
         const vec::fv v = out(at);
         zc -= (v == vec::fv{});  // a true lane is -1
         return vec::abs(v);
       },
-      t, zeros);
+      t, zeros, [y](std::size_t at) { return vec::abs(vec::load(y + at)); }, ahead);
   return finish_lanes(t, done, n, [&](std::size_t i) {
     const float v = scalar(i);
     zeros += (v == 0.0f);
-    return static_cast<double>(std::fabs(v));
+    return Squares ? static_cast<double>(v) * static_cast<double>(v) : static_cast<double>(std::fabs(v));
   });
 }
 #endif
@@ -384,47 +442,62 @@ inline double written_abs_lane_sum_zeros(std::size_t n, Out out, Scalar scalar, 
 /// sum_i |y_i| and counting y_i == 0: lane_sum_zeros with g = |.|, so the same lanes, tree, double
 /// and count. op is called on single elements and, for contiguous float runs on AVX targets, on
 /// vec::fv (vec::width consecutive elements); both forms must give the same bits. There the 32
-/// lanes are vector accumulators that stay in registers (abs_lanes_f32).
-template <class T, class Sx, class Sy, class Op>
-inline double abs_lane_sum_zeros(const T* x, Sx sx, T* y, Sy sy, std::size_t n, Op op, std::size_t& zeros) {
+/// lanes are vector accumulators that stay in registers (abs_lanes_f32), and `ahead` (a tensor
+/// beyond the caches, worth_prefetch) makes them prefetch x. Squares: sum_i y_i^2 instead
+/// (g = square in double), the squared l2 prox's statistics.
+template <bool Squares = false, class T, class Sx, class Sy, class Op>
+inline double abs_lane_sum_zeros(const T* x, Sx sx, T* y, Sy sy, std::size_t n, Op op, std::size_t& zeros,
+                                 bool ahead = false) {
   const auto scalar = [&](std::size_t i) {
     const auto k = static_cast<std::ptrdiff_t>(i);
     const T v = op(x[k * sx]);
     y[k * sy] = v;
     return v;
   };
-  const auto g = [](T v) { return static_cast<double>(std::fabs(v)); };
+  const auto g = [](T v) {
+    return Squares ? static_cast<double>(v) * static_cast<double>(v) : static_cast<double>(std::fabs(v));
+  };
 #if defined(SPARSEREG_VECTOR_LANES)
   using unit = std::integral_constant<std::ptrdiff_t, 1>;
   if constexpr (std::is_same_v<T, float> && std::is_same_v<Sx, unit> && std::is_same_v<Sy, unit>) {
-    const auto out = [&](std::size_t at) {
+    // Captured by value: the store may alias anything (vec::store, as the intrinsics), so whatever
+    // the loop reaches through a reference (x, y, op's threshold) is loaded again after every
+    // store; copies of them stay in registers.
+    const auto out = [x, y, op](std::size_t at) {
       const vec::fv v = op(vec::load(x + at));
       vec::store(y + at, v);
       return v;
     };
-    return written_abs_lane_sum_zeros(n, out, scalar, zeros);
+    return written_abs_lane_sum_zeros<Squares>(n, out, scalar, zeros, y, ahead ? x : nullptr);
   } else
 #endif
   {
+    (void)ahead;
     return lane_sum_zeros<T>(n, scalar, g, zeros);
   }
 }
 
 /// sum_i |x_i| in lane_sum's lanes and tree (the l1 value); the vector form for contiguous float
-/// runs on AVX targets, as abs_lane_sum_zeros.
-template <class T, class Sx>
-inline double abs_lane_sum(const T* x, Sx sx, std::size_t n) {
-  const auto g = [&](std::size_t i) { return static_cast<double>(std::fabs(x[static_cast<std::ptrdiff_t>(i) * sx])); };
+/// runs on AVX targets, as abs_lane_sum_zeros (`ahead` and Squares likewise: sum_i x_i^2 in
+/// double, the squared l2 value).
+template <bool Squares = false, class T, class Sx>
+inline double abs_lane_sum(const T* x, Sx sx, std::size_t n, bool ahead = false) {
+  const auto g = [&](std::size_t i) {
+    const T v = x[static_cast<std::ptrdiff_t>(i) * sx];
+    return Squares ? static_cast<double>(v) * static_cast<double>(v) : static_cast<double>(std::fabs(v));
+  };
 #if defined(SPARSEREG_VECTOR_LANES)
   if constexpr (std::is_same_v<T, float> && std::is_same_v<Sx, std::integral_constant<std::ptrdiff_t, 1>>) {
     double t[sum_lanes];
     std::size_t unused = 0;
-    const std::size_t done =
-        abs_lanes_f32(n, [&](std::size_t at, vec::iv&) { return vec::abs(vec::load(x + at)); }, t, unused);
+    const auto magnitudes = [x](std::size_t at) { return vec::abs(vec::load(x + at)); };
+    const std::size_t done = abs_lanes_f32<Squares>(
+        n, [&](std::size_t at, vec::iv&) { return magnitudes(at); }, t, unused, magnitudes, ahead ? x : nullptr);
     return finish_lanes(t, done, n, g);
   } else
 #endif
   {
+    (void)ahead;
     return lane_sum(n, g);
   }
 }
@@ -522,7 +595,8 @@ inline vec::fv soft_threshold_positive(vec::fv x, float t) noexcept {
 /// and is kept with the positive sign |x| gave it, which is |y|; y takes x's sign only where
 /// x < 0, as soft_threshold_positive does.
 template <class T, class Sx, class Sy>
-inline double soft_threshold_lane_sum_zeros(const T* x, Sx sx, T* y, Sy sy, std::size_t n, T t, std::size_t& zeros) {
+inline double soft_threshold_lane_sum_zeros(const T* x, Sx sx, T* y, Sy sy, std::size_t n, T t, std::size_t& zeros,
+                                            bool ahead = false) {
   const auto op = [t](auto v) { return soft_threshold_positive(v, t); };
 #if defined(SPARSEREG_VECTOR_LANES) && defined(__AVX512F__) && defined(__AVX512DQ__)
   using unit = std::integral_constant<std::ptrdiff_t, 1>;
@@ -547,7 +621,7 @@ inline double soft_threshold_lane_sum_zeros(const T* x, Sx sx, T* y, Sy sy, std:
           zc = (vec::iv)_mm512_mask_sub_epi32((__m512i)zc, dead, (__m512i)zc, minus_one);
           return (vec::fv)a;
         },
-        lanes, zeros);
+        lanes, zeros, [y](std::size_t at) { return vec::abs(vec::load(y + at)); }, ahead ? x : nullptr);
     return finish_lanes(lanes, done, n, [&](std::size_t i) {
       const T v = op(x[i]);
       y[i] = v;
@@ -557,7 +631,7 @@ inline double soft_threshold_lane_sum_zeros(const T* x, Sx sx, T* y, Sy sy, std:
   } else
 #endif
   {
-    return abs_lane_sum_zeros(x, sx, y, sy, n, op, zeros);
+    return abs_lane_sum_zeros(x, sx, y, sy, n, op, zeros, ahead);
   }
 }
 
@@ -592,7 +666,7 @@ inline double steps_soft_threshold_lane_sum_zeros(const T* x, Sx sx, T* y, Sy sy
       vec::store(y + at, y_at);
       return y_at;
     };
-    return written_abs_lane_sum_zeros(n, out, scalar, zeros);
+    return written_abs_lane_sum_zeros(n, out, scalar, zeros, y, nullptr);
   } else
 #endif
   {

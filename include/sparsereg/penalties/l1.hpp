@@ -30,10 +30,12 @@ struct l1 {
 
   template <class T>
   double value_of(const view<const T>& w) const {
-    const auto t = detail::elementwise_sweep(w, w, w, [](const T* x, std::ptrdiff_t sx, const T*, std::ptrdiff_t,
-                                                         const T*, std::ptrdiff_t, std::size_t n) {
+    const bool ahead = detail::worth_prefetch(w.size() * sizeof(T));  // speed only, never results
+    const auto t = detail::elementwise_sweep(w, w, w, [ahead](const T* x, std::ptrdiff_t sx, const T*, std::ptrdiff_t,
+                                                              const T*, std::ptrdiff_t, std::size_t n) {
       detail::sweep_totals s;
-      s.value = detail::with_unit_strides(sx, 1, [&](auto sxu, auto) { return detail::abs_lane_sum(x, sxu, n); });
+      s.value =
+          detail::with_unit_strides(sx, 1, [&](auto sxu, auto) { return detail::abs_lane_sum(x, sxu, n, ahead); });
       return s;
     });
     return lambda * t.value;
@@ -57,14 +59,16 @@ struct l1 {
   template <class T>
   prox_result prox_of(const view<const T>& x, const view<T>& y, double step) const {
     const T t = static_cast<T>(step * lambda);
-    const auto r = detail::elementwise_sweep(x, y, x, [t](const T* xp, std::ptrdiff_t sx, T* yp, std::ptrdiff_t sy,
-                                                          const T*, std::ptrdiff_t, std::size_t n) {
+    const bool ahead = detail::worth_prefetch(x.size() * sizeof(T));  // speed only, never results
+    const auto r = detail::elementwise_sweep(x, y, x, [t, ahead](const T* xp, std::ptrdiff_t sx, T* yp,
+                                                                 std::ptrdiff_t sy, const T*, std::ptrdiff_t,
+                                                                 std::size_t n) {
       detail::sweep_totals s;
       std::size_t zeros = 0;
       // t = 0 is the identity (soft_threshold keeps -0.0 there); t > 0 uses the SIMD-friendly form.
       s.value = detail::with_unit_strides(sx, sy, [&](auto sxu, auto syu) {
-        return t == T(0) ? detail::abs_lane_sum_zeros(xp, sxu, yp, syu, n, [](auto v) { return v; }, zeros)
-                         : detail::soft_threshold_lane_sum_zeros(xp, sxu, yp, syu, n, t, zeros);
+        return t == T(0) ? detail::abs_lane_sum_zeros(xp, sxu, yp, syu, n, [](auto v) { return v; }, zeros, ahead)
+                         : detail::soft_threshold_lane_sum_zeros(xp, sxu, yp, syu, n, t, zeros, ahead);
       });
       s.zero_elements = zeros;
       return s;

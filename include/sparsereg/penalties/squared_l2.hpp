@@ -27,15 +27,13 @@ struct squared_l2 {
 
   template <class T>
   double value_of(const view<const T>& w) const {
-    const auto t = detail::elementwise_sweep(w, w, w, [](const T* x, std::ptrdiff_t sx, const T*, std::ptrdiff_t,
-                                                         const T*, std::ptrdiff_t, std::size_t n) {
+    const bool ahead = detail::worth_prefetch(w.size() * sizeof(T));  // speed only, never results
+    const auto t = detail::elementwise_sweep(w, w, w, [ahead](const T* x, std::ptrdiff_t sx, const T*, std::ptrdiff_t,
+                                                              const T*, std::ptrdiff_t, std::size_t n) {
       detail::sweep_totals s;
-      s.value = detail::with_unit_strides(sx, 1, [&](auto sxu, auto) {
-        return detail::lane_sum(n, [&](std::size_t i) {
-          const auto v = static_cast<double>(x[static_cast<std::ptrdiff_t>(i) * sxu]);
-          return v * v;
-        });
-      });
+      // sum_i x_i^2 in double, in lane_sum's lanes and tree (a vector form for contiguous floats).
+      s.value = detail::with_unit_strides(
+          sx, 1, [&](auto sxu, auto) { return detail::abs_lane_sum<true>(x, sxu, n, ahead); });
       return s;
     });
     return 0.5 * lambda * t.value;
@@ -55,20 +53,16 @@ struct squared_l2 {
   template <class T>
   prox_result prox_of(const view<const T>& x, const view<T>& y, double step) const {
     const T f = static_cast<T>(1.0 / (1.0 + step * lambda));
-    return finish(detail::elementwise_sweep(x, y, x, [f](const T* xp, std::ptrdiff_t sx, T* yp, std::ptrdiff_t sy,
-                                                         const T*, std::ptrdiff_t, std::size_t n) {
+    const bool ahead = detail::worth_prefetch(x.size() * sizeof(T));  // speed only, never results
+    return finish(detail::elementwise_sweep(x, y, x, [f, ahead](const T* xp, std::ptrdiff_t sx, T* yp,
+                                                                std::ptrdiff_t sy, const T*, std::ptrdiff_t,
+                                                                std::size_t n) {
       detail::sweep_totals s;
       std::size_t zeros = 0;
+      // y_i = x_i * f (one float multiply, on single elements and float vectors alike), with
+      // sum_i y_i^2 in double in lane_sum's lanes and tree and the zero count.
       s.value = detail::with_unit_strides(sx, sy, [&](auto sxu, auto syu) {
-        return detail::lane_sum_zeros<T>(
-            n,
-            [&](std::size_t i) {
-              const auto k = static_cast<std::ptrdiff_t>(i);
-              const T v = xp[k * sxu] * f;
-              yp[k * syu] = v;
-              return v;
-            },
-            [](T v) { return static_cast<double>(v) * static_cast<double>(v); }, zeros);
+        return detail::abs_lane_sum_zeros<true>(xp, sxu, yp, syu, n, [f](auto v) { return v * f; }, zeros, ahead);
       });
       s.zero_elements = zeros;
       return s;
