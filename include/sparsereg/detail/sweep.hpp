@@ -1042,6 +1042,15 @@ SPARSEREG_NOINLINE void accumulate_runs(const T* const* xs, std::size_t n, Pre p
   // start, is prefetched at the rate the run is read.
   constexpr std::size_t stream_bytes = Prefetch == prefetch_next::own_next ? lanes * sizeof(T) : 0;
   const std::uintptr_t next = reinterpret_cast<std::uintptr_t>(xs[M - 1]) + n * sizeof(T);
+  // The prefetches that go with step b (b * M * 8 elements read), after that step's loads.
+  const auto prefetch_step = [xs, next, own_ahead](std::size_t b) {
+    for (std::size_t k = 0; k < prefetch_bytes; k += 64) prefetch_l2(next + b * prefetch_bytes + k);
+    if constexpr (stream_bytes > 0) {
+      if (b * stream_bytes % 64 == 0)
+        for (std::size_t m = 0; m < M; ++m)
+          prefetch_l2(reinterpret_cast<std::uintptr_t>(xs[m]) + own_ahead + b * stream_bytes);
+    }
+  };
 #if defined(SPARSEREG_SOFT_RUNS_AVX512)
   if constexpr (std::is_same_v<Pre, soft_magnitude<float>> && stream_bytes == 0) {
     soft_magnitude_runs<M, Abs, Zeros, Prefetch>(xs, n, pre.t, acc, next, prefetch_bytes);
@@ -1069,12 +1078,7 @@ SPARSEREG_NOINLINE void accumulate_runs(const T* const* xs, std::size_t n, Pre p
         if constexpr (Abs) ab[m] += vec::abs(u);
         if constexpr (Zeros) zc[m] -= (u == vec::fv{});
       }
-      for (std::size_t k = 0; k < prefetch_bytes; k += 64) prefetch_l2(next + b * prefetch_bytes + k);
-      if constexpr (stream_bytes > 0) {
-        if (b * stream_bytes % 64 == 0)
-          for (std::size_t m = 0; m < M; ++m)
-            prefetch_l2(reinterpret_cast<std::uintptr_t>(xs[m]) + own_ahead + b * stream_bytes);
-      }
+      prefetch_step(b);
     }
     SPARSEREG_UNROLL_BATCH
     for (std::size_t m = 0; m < M; ++m) {
@@ -1103,12 +1107,7 @@ SPARSEREG_NOINLINE void accumulate_runs(const T* const* xs, std::size_t n, Pre p
           if constexpr (Zeros) zc[m][j] += (u[j] == T(0));
         }
       }
-      for (std::size_t k = 0; k < prefetch_bytes; k += 64) prefetch_l2(next + b * prefetch_bytes + k);
-      if constexpr (stream_bytes > 0) {
-        if (b * stream_bytes % 64 == 0)
-          for (std::size_t m = 0; m < M; ++m)
-            prefetch_l2(reinterpret_cast<std::uintptr_t>(xs[m]) + own_ahead + b * stream_bytes);
-      }
+      prefetch_step(b);
     }
     // The tail works on acc, not on sq/ab: a variable index into sq/ab would keep them in memory
     // (not registers) for the whole main loop.
