@@ -234,3 +234,47 @@ TEST_CASE("kl_gaussian: moments of contiguous floats agree with a long-double re
     }
   }
 }
+
+TEST_CASE("kl_gaussian: the gradient of contiguous floats at every length, non-finite elements included",
+          "[kl_gaussian]") {
+  // Contiguous floats take the vector gradient loop (a select after the affine term) and a
+  // scalar tail; a strided view the scalar loop alone. Each element: g0 + a + b (w - mu) with a,
+  // b, mu from the moments of the same view, NaN exactly where w is not finite, and the two
+  // layouts agree.
+  const kl_gaussian p(0.9, 1.5, scale_mode::absolute);
+  for (const std::size_t n : {std::size_t(1), std::size_t(7), std::size_t(8), std::size_t(9), std::size_t(15),
+                              std::size_t(16), std::size_t(17), std::size_t(33), std::size_t(100), std::size_t(1001)}) {
+    for (const bool bad : {false, true}) {
+      INFO("n " << n << ", non-finite elements " << bad);
+      const auto wd = normal_sample(n, 0.4, 1.2, static_cast<unsigned>(n) + 40);
+      std::vector<float> w(wd.begin(), wd.end());
+      if (bad) {
+        w[n / 3] = std::numeric_limits<float>::quiet_NaN();
+        w[n - 1] = std::numeric_limits<float>::infinity();
+        if (n > 9) w[9] = -std::numeric_limits<float>::infinity();
+      }
+      std::vector<float> st(2 * n, 7.0f);
+      for (std::size_t i = 0; i < n; ++i) st[2 * i] = w[i];
+      std::vector<float> g0(n);
+      for (std::size_t i = 0; i < n; ++i) g0[i] = 0.25f * static_cast<float>(i % 5) - 0.5f;
+      std::vector<float> gc = g0, gs = g0;
+      const view<const float> cv(w.data(), {n}), sv(st.data(), {n}, {2});
+      sparsereg::add_gradient(p, cv, view<float>(gc.data(), {n}));
+      sparsereg::add_gradient(p, sv, view<float>(gs.data(), {n}));
+      const auto m = sparsereg::detail::moments_of(cv);
+      const double cnt = static_cast<double>(m.count), s2 = 1.5 * 1.5, v = m.variance + p.epsilon() * s2;
+      const double a = 0.9 * m.mean / (cnt * s2), b = 0.9 * (1.0 / s2 - 1.0 / v) / cnt;
+      for (std::size_t i = 0; i < n; ++i) {
+        INFO("element " << i);
+        if (!std::isfinite(w[i])) {
+          CHECK(std::isnan(gc[i]));
+          CHECK(std::isnan(gs[i]));
+          continue;
+        }
+        const double want = g0[i] + a + b * (static_cast<double>(w[i]) - m.mean);
+        CHECK(static_cast<double>(gc[i]) == Approx(want).epsilon(1e-5).margin(1e-6));
+        CHECK(gc[i] == Approx(gs[i]).epsilon(1e-6).margin(1e-7));
+      }
+    }
+  }
+}

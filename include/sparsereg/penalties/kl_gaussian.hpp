@@ -266,7 +266,22 @@ class kl_gaussian {
                                            std::ptrdiff_t, std::size_t cnt) {
       auto body = [&](T xv) { return detail::finite_value(xv) ? a + b * (xv - mu) : nan; };
       if (sx == 1 && sy == 1) {
-        for (std::size_t i = 0; i < cnt; ++i) y[i] += body(x[i]);
+        std::size_t i = 0;
+#if defined(SPARSEREG_VECTOR_LANES)
+        // GCC 12 keeps the loop below scalar, with a branch per element (1.1 ns per element on
+        // Zen 3, AVX2). The same operations in vector lanes, the select after the affine term
+        // instead of a branch before it: the same bits (both contract b * (x - mu) + a alike).
+        if constexpr (std::is_same_v<T, float>) {
+          namespace vec = detail::vec;
+          const vec::fv va = vec::fv{} + a, vb = vec::fv{} + b, vmu = vec::fv{} + mu, vnan = vec::fv{} + nan;
+          for (; i + vec::width <= cnt; i += vec::width) {
+            const vec::fv v = vec::load(x + i);
+            const vec::fv r = va + vb * (v - vmu);
+            vec::store(y + i, vec::load(y + i) + vec::select((v - v) == 0, r, vnan));
+          }
+        }
+#endif
+        for (; i < cnt; ++i) y[i] += body(x[i]);
       } else {
         for (std::size_t i = 0; i < cnt; ++i)
           y[static_cast<std::ptrdiff_t>(i) * sy] += body(x[static_cast<std::ptrdiff_t>(i) * sx]);
