@@ -245,7 +245,7 @@ TEMPLATE_TEST_CASE("abs_lane_sum(_zeros): contiguous runs give the bits of the e
       CHECK(z_vec == z_ref);
       CHECK(z_ref == 3 + zeros);  // the count is the outputs' zeros, checked independently
       if (!identity) {
-        // The l1 prox's own form (its AVX-512 lanes), out of place and in place.
+        // The l1 prox's own form (its AVX-512 or AVX2 lanes), out of place and in place.
         for (const bool in_place : {false, true}) {
           INFO("soft_threshold_lane_sum_zeros, in place " << in_place);
           std::vector<T> y_soft(in_place ? x : std::vector<T>(n, T(7)));
@@ -271,7 +271,7 @@ TEMPLATE_TEST_CASE("abs_lane_sum(_zeros): contiguous runs give the bits of the e
 
 TEMPLATE_TEST_CASE("soft_threshold_lane_sum_zeros: NaN of either sign, infinite thresholds, every lane",
                    "[sweep]", float, double) {
-  // The AVX-512 form clamps by one comparison and takes |y| from the clamped magnitude instead
+  // The AVX-512 and AVX2 forms clamp by one comparison and take |y| from the clamped magnitude instead
   // of from the output; these are the inputs where that could differ from the generic form:
   // NaNs (either sign bit), x = +-t, signed zeros, an infinite threshold (|x| - inf is -inf, and
   // inf - inf a NaN that must be kept), and the big-element probe of the lane layout.

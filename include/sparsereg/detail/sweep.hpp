@@ -599,44 +599,63 @@ inline vec::fv pre_lanes(const Pre& pre, vec::fv v) noexcept {
 #endif
 
 /// abs_lane_sum_zeros with op = soft_threshold_positive(., t), t > 0 (the l1 prox): the same
-/// outputs, double and count on every path. Contiguous float runs on AVX-512 targets have a form
-/// of their own with fewer instructions. There every float vector operation goes to one of two
-/// ports, and the generic form (threshold, then |y| and y == 0 from the output) needed 19 of them
+/// outputs, double and count on every path. Contiguous float runs on AVX-512 and AVX2 targets
+/// have a form of their own with fewer instructions. On AVX-512 every float vector operation goes
+/// to one of two ports, and the generic form (threshold, then |y| and y == 0 from the output) needed 19 of them
 /// per 16 elements. Here |y| is the clamped magnitude itself, one comparison of |x| - t with 0
 /// both clamps and marks the zeros, the sign is one masked xor and the count one masked
 /// subtraction: 14 (in L1/L2 one thread went from 0.25 to 0.18 ns per element, within 10% of a
 /// loop that writes the soft threshold alone). Bits: |x| - t is never -0 (|x| is never -0), so
 /// clamping exactly where it is <= 0 writes the +0 the generic form writes; a NaN compares false
 /// and is kept with the positive sign |x| gave it, which is |y|; y takes x's sign only where
-/// x < 0, as soft_threshold_positive does.
+/// x < 0, as soft_threshold_positive does. AVX2 (Zen 3) took the generic form until the thirtieth
+/// session: the same steps with masks in registers made the l1 prox 15-25% faster in cache there
+/// (docs/benchmarks.md).
 template <class T, class Sx, class Sy>
 inline double soft_threshold_lane_sum_zeros(const T* x, Sx sx, T* y, Sy sy, std::size_t n, T t, std::size_t& zeros,
                                             bool ahead = false) {
   const auto op = [t](auto v) { return soft_threshold_positive(v, t); };
-#if defined(SPARSEREG_VECTOR_LANES) && defined(__AVX512F__) && defined(__AVX512DQ__)
+#if defined(SPARSEREG_VECTOR_LANES) && ((defined(__AVX512F__) && defined(__AVX512DQ__)) || defined(__AVX2__))
   using unit = std::integral_constant<std::ptrdiff_t, 1>;
   if constexpr (std::is_same_v<T, float> && std::is_same_v<Sx, unit> && std::is_same_v<Sy, unit>) {
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
     static_assert(vec::width == 16, "AVX-512: 16 floats per vector");
     const __m512 tv = _mm512_set1_ps(t);
     const __m512 zero = _mm512_setzero_ps();
     const __m512i magnitude = _mm512_set1_epi32(0x7fffffff);
     const __m512i sign = _mm512_set1_epi32(~0x7fffffff);
     const __m512i minus_one = _mm512_set1_epi32(-1);
+    const auto soft = [&](std::size_t at, vec::iv& zc) {
+      const __m512 v = _mm512_loadu_ps(x + at);
+      const __m512 m = _mm512_sub_ps(_mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), magnitude)), tv);
+      const __mmask16 dead = _mm512_cmp_ps_mask(m, zero, _CMP_LE_OQ);  // y is zero here
+      const __m512 a = _mm512_mask_mov_ps(m, dead, zero);                // |y|
+      const __mmask16 negative = _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ);
+      const __m512i a_bits = _mm512_castps_si512(a);
+      _mm512_storeu_si512(y + at, _mm512_mask_xor_epi32(a_bits, negative, a_bits, sign));
+      zc = (vec::iv)_mm512_mask_sub_epi32((__m512i)zc, dead, (__m512i)zc, minus_one);
+      return (vec::fv)a;
+    };
+#else
+    // AVX2: the same steps with comparison masks in registers (and-not clamps, and + xor sets the
+    // sign, the mask itself counts). Captured by value: the store may alias what a reference reaches.
+    static_assert(vec::width == 8, "AVX2: 8 floats per vector");
+    const __m256 tv = _mm256_set1_ps(t), zero = _mm256_setzero_ps();
+    const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32(~0x7fffffff));
+    const auto soft = [x, y, tv, zero, magnitude, sign](std::size_t at, vec::iv& zc) {
+      const __m256 v = _mm256_loadu_ps(x + at);
+      const __m256 m = _mm256_sub_ps(_mm256_and_ps(v, magnitude), tv);
+      const __m256 dead = _mm256_cmp_ps(m, zero, _CMP_LE_OQ);  // y is zero here
+      const __m256 a = _mm256_andnot_ps(dead, m);              // |y|
+      _mm256_storeu_ps(y + at, _mm256_xor_ps(a, _mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_LT_OQ), sign)));
+      zc -= (vec::iv)dead;  // a true lane is -1
+      return (vec::fv)a;
+    };
+#endif
     double lanes[sum_lanes];
     const std::size_t done = abs_lanes_f32(
-        n,
-        [&](std::size_t at, vec::iv& zc) {
-          const __m512 v = _mm512_loadu_ps(x + at);
-          const __m512 m = _mm512_sub_ps(_mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), magnitude)), tv);
-          const __mmask16 dead = _mm512_cmp_ps_mask(m, zero, _CMP_LE_OQ);  // y is zero here
-          const __m512 a = _mm512_mask_mov_ps(m, dead, zero);                // |y|
-          const __mmask16 negative = _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ);
-          const __m512i a_bits = _mm512_castps_si512(a);
-          _mm512_storeu_si512(y + at, _mm512_mask_xor_epi32(a_bits, negative, a_bits, sign));
-          zc = (vec::iv)_mm512_mask_sub_epi32((__m512i)zc, dead, (__m512i)zc, minus_one);
-          return (vec::fv)a;
-        },
-        lanes, zeros, [y](std::size_t at) { return vec::abs(vec::load(y + at)); }, ahead ? x : nullptr);
+        n, soft, lanes, zeros, [y](std::size_t at) { return vec::abs(vec::load(y + at)); }, ahead ? x : nullptr);
     return finish_lanes(lanes, done, n, [&](std::size_t i) {
       const T v = op(x[i]);
       y[i] = v;
