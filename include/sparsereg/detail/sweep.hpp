@@ -599,17 +599,17 @@ inline vec::fv pre_lanes(const Pre& pre, vec::fv v) noexcept {
 #endif
 
 /// abs_lane_sum_zeros with op = soft_threshold_positive(., t), t > 0 (the l1 prox): the same
-/// outputs, double and count on every path. Contiguous float runs on AVX-512 and AVX2 targets
-/// have a form of their own with fewer instructions. On AVX-512 every float vector operation goes
-/// to one of two ports, and the generic form (threshold, then |y| and y == 0 from the output) needed 19 of them
-/// per 16 elements. Here |y| is the clamped magnitude itself, one comparison of |x| - t with 0
+/// outputs, double and count on every path. Contiguous float runs on AVX-512 and AVX2 targets have
+/// a form of their own with fewer instructions. On AVX-512 every float vector operation goes to one
+/// of two ports, and the generic form (threshold, then |y| and y == 0 from the output) needed 19 of
+/// them per 16 elements. Here |y| is the clamped magnitude itself, one comparison of |x| - t with 0
 /// both clamps and marks the zeros, the sign is one masked xor and the count one masked
-/// subtraction: 14 (in L1/L2 one thread went from 0.25 to 0.18 ns per element, within 10% of a
-/// loop that writes the soft threshold alone). Bits: |x| - t is never -0 (|x| is never -0), so
-/// clamping exactly where it is <= 0 writes the +0 the generic form writes; a NaN compares false
-/// and is kept with the positive sign |x| gave it, which is |y|; y takes x's sign only where
-/// x < 0, as soft_threshold_positive does. AVX2 (Zen 3) took the generic form until the thirtieth
-/// session: the same steps with masks in registers made the l1 prox 15-25% faster in cache there
+/// subtraction: 14 (in L1/L2 one thread went from 0.25 to 0.18 ns per element, within 10% of a loop
+/// that writes the soft threshold alone). Bits: |x| - t is never -0 (|x| is never -0), so clamping
+/// exactly where it is <= 0 writes the +0 the generic form writes; a NaN compares false and is kept
+/// with the positive sign |x| gave it, which is |y|; y takes x's sign only where x < 0, as
+/// soft_threshold_positive does. AVX2 (Zen 3) took the generic form until the thirtieth session:
+/// the same steps with masks in registers made the l1 prox 12-25% faster in cache there
 /// (docs/benchmarks.md).
 template <class T, class Sx, class Sy>
 inline double soft_threshold_lane_sum_zeros(const T* x, Sx sx, T* y, Sy sy, std::size_t n, T t, std::size_t& zeros,
