@@ -1,6 +1,6 @@
-// The grouped sweep's column paths (detail/sweep.hpp): the register strips of the column-tile
-// path must give every group exactly the lanes of the one-run path, so results do not depend on
-// the layout. Checked bitwise, directly and through a penalty.
+// The grouped sweep's column paths (detail/sweep.hpp): the column-tile path and the runs taken
+// several at a time must give every group exactly the lanes of the one-run path, so results do
+// not depend on the layout. Checked bitwise, directly and through a penalty.
 #include <catch2/catch.hpp>
 
 #include <sparsereg/detail/sweep.hpp>
@@ -39,28 +39,6 @@ std::vector<T> random_values(std::size_t n, unsigned seed) {
 template <class T>
 bool same_bits(T a, T b) {
   return std::memcmp(&a, &b, sizeof(T)) == 0;
-}
-
-template <std::size_t W, bool Abs, class T>
-void check_strip_against_runs(std::size_t rows) {
-  using namespace sparsereg::detail;
-  const std::size_t ld = W + 3, cols = W + 5;  // a strip inside a wider row-major matrix
-  const auto x = random_values<T>(rows * cols, 17u + static_cast<unsigned>(rows));
-  const auto pre = [](T v) { return soft_threshold_positive(v, T(0.25)); };
-  std::vector<T> sq(lanes * ld, T(-1)), ab(lanes * ld, T(-1));
-  std::vector<std::uint32_t> zc(W, 5);
-  accumulate_columns<W, Abs, true>(x.data() + 2, static_cast<std::ptrdiff_t>(cols), rows, pre, sq.data(),
-                                   Abs ? ab.data() : nullptr, zc.data(), ld);
-  for (std::size_t w = 0; w < W; ++w) {
-    INFO("rows " << rows << ", strip width " << W << ", column " << w);
-    lane_sums<T> ref;
-    accumulate_run(x.data() + 2 + w, static_cast<std::ptrdiff_t>(cols), rows, 0, pre, ref);
-    for (std::size_t j = 0; j < lanes; ++j) {
-      CHECK(same_bits(sq[j * ld + w], ref.sq[j]));
-      if (Abs) CHECK(same_bits(ab[j * ld + w], ref.ab[j]));
-    }
-    CHECK(zc[w] == 5 + ref.zeros);  // counts are added to what was there
-  }
 }
 
 template <std::size_t M, bool Abs, bool Zeros, class T,
@@ -114,23 +92,14 @@ TEMPLATE_TEST_CASE("accumulate_runs gives each run the lanes of accumulate_run, 
   }
 }
 
-TEMPLATE_TEST_CASE("accumulate_columns gives each column the lanes of accumulate_run", "[sweep]", float, double) {
-  using T = TestType;
-  for (std::size_t rows : {1u, 7u, 8u, 9u, 80u, 83u}) {
-    check_strip_against_runs<64 / sizeof(T), true, T>(rows);
-    check_strip_against_runs<64 / sizeof(T), false, T>(rows);
-    check_strip_against_runs<1, true, T>(rows);
-  }
-}
-
 TEMPLATE_TEST_CASE("group norms through column tiles equal those of contiguous groups, bit for bit", "[sweep]", float,
                    double) {
-  // Row-major out x in with input-neuron groups takes the column-tile path (strips for the
-  // norms); the same matrix stored column-major makes every group one contiguous run. The KL
+  // Row-major out x in with input-neuron groups takes the column-tile path (the tile's rows eight
+  // per lane); the same matrix stored column-major makes every group one contiguous run. The KL
   // gradient on group norms depends on every norm's last bit (w * table / norm), and the SGL
   // prox on every group's factor.
   using T = TestType;
-  const std::size_t R = 83, C = 301;  // rows not a multiple of 8; several strips and a ragged end
+  const std::size_t R = 83, C = 301;  // rows not a multiple of 8; a ragged batch of rows
   auto w = random_values<T>(R * C, 5u);
   for (std::size_t r = 0; r < R; ++r)  // every third input neuron small: its group dies
     for (std::size_t c = 0; c < C; c += 3) w[r * C + c] *= T(0.05);

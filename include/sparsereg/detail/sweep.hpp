@@ -1228,51 +1228,6 @@ sweep_totals elementwise_sweep(const view<X>& x, const view<O>& out, const view<
   return sum_blocks(parts, nb);
 }
 
-/// Column strips of the column-tile path: for W consecutive columns of `rows` rows (row i at
-/// x + i*rs), element (i, w) goes to lane i mod 8 of column w, in row order: the lanes of
-/// accumulate_run on each column alone. The W x 8 lanes (x2 with |u|) and W zero counts stay in
-/// registers for all rows and are stored once, into sq[j*ld + w], ab[j*ld + w] and zc[w]
-/// (added); updated in memory row by row instead, each element cost three vector stores
-/// (measured 0.6 cycles per element on L2-resident data). Rows must be < 2^32. The grouped
-/// sweep uses it without zero counts only (see `strips` there).
-template <std::size_t W, bool Abs, bool Zeros, class T, class Pre>
-SPARSEREG_NOINLINE void accumulate_columns(const T* x, std::ptrdiff_t rs, std::size_t rows, Pre pre, T* sq, T* ab,
-                                           std::uint32_t* zc, std::size_t ld) noexcept {
-  T s[lanes][W] = {}, a[lanes][W] = {};
-  std::uint32_t z[W] = {};
-  std::size_t i = 0;
-  for (; i + lanes <= rows; i += lanes) {
-    SPARSEREG_UNROLL_BATCH
-    for (std::size_t j = 0; j < lanes; ++j) {
-      const T* xr = x + static_cast<std::ptrdiff_t>(i + j) * rs;
-      for (std::size_t w = 0; w < W; ++w) {
-        const T u = pre(xr[w]);
-        s[j][w] = add_square(s[j][w], u);
-        if constexpr (Abs) a[j][w] += std::fabs(u);
-        if constexpr (Zeros) z[w] += (u == T(0));
-      }
-    }
-  }
-  for (std::size_t j = 0; j < lanes; ++j)
-    for (std::size_t w = 0; w < W; ++w) {
-      sq[j * ld + w] = s[j][w];
-      if constexpr (Abs) ab[j * ld + w] = a[j][w];
-    }
-  // The last rows % 8 rows, through memory (a run-time lane index would keep s and a in memory).
-  for (; i < rows; ++i) {
-    const std::size_t j = i & (lanes - 1);
-    const T* xr = x + static_cast<std::ptrdiff_t>(i) * rs;
-    for (std::size_t w = 0; w < W; ++w) {
-      const T u = pre(xr[w]);
-      sq[j * ld + w] = add_square(sq[j * ld + w], u);
-      if constexpr (Abs) ab[j * ld + w] += std::fabs(u);
-      if constexpr (Zeros) z[w] += (u == T(0));
-    }
-  }
-  if constexpr (Zeros)
-    for (std::size_t w = 0; w < W; ++w) zc[w] += z[w];
-}
-
 /// Runs that cross groups, K of them at once, all adding to the same lane: run q (q < K) holds
 /// element k of group k at rows[q][k], which goes to sq[k] (and ab[k]), in run order, so the
 /// lanes are those of one run at a time. The lane is loaded and stored once per K runs instead
@@ -1834,13 +1789,6 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
   if (crossing && split == p.rank - 1 && G == es && r.group_stride == 1 &&
       rows * min_tile_cols * sizeof(T) <= tile_budget) {
     sweep_totals parts[max_blocks];
-    // 64 bytes of columns per strip: 16 floats (16 x 8 lanes, x2 with |u|, in 32 AVX-512
-    // registers; with fewer registers the compiler keeps part of them on the stack). Only for
-    // sweeps that write nothing (penalty values, the KL norms): with zero counts GCC 12
-    // vectorizes the unrolled strip only partly (group lasso prox 7.5 instead of 20 GB/s; the
-    // row-by-row loop below vectorizes every case).
-    constexpr std::size_t strip = 64 / sizeof(T);
-    const bool strips = !writes && p.rank == 2 && r.stride_a == 1;
     for_each_thread_share(nb, parallel, [&](std::size_t b0, std::size_t b1) {
       if (b0 >= b1) return;
       const std::size_t max_cols = std::max<std::size_t>(tile_budget / (rows * sizeof(T)), 1);
@@ -1857,21 +1805,7 @@ sweep_totals grouped_sweep(const view<const T>& x, const view<O>& out, const gro
         tsq.assign(lanes * m, T(0));  // lane-major: lane j of column lo + k at j * m + k
         if constexpr (WithAbs) tab.assign(lanes * m, T(0));
         if constexpr (writes) tz.assign(m, 0);
-        if (strips) {
-          // Rank 2, unit column stride: strips of W columns in registers, the rest one by one.
-          // (No offsets on the empty buffers: tab without |u|, tz without zero counts.)
-          const T* xt = x.data() + static_cast<std::ptrdiff_t>(lo);
-          const std::ptrdiff_t rs = p.axes[0].stride_a;
-          std::size_t c = 0;
-          for (; c + strip <= m; c += strip)
-            accumulate_columns<strip, WithAbs, writes>(xt + c, rs, rows, pre, tsq.data() + c,
-                                                       WithAbs ? tab.data() + c : nullptr,
-                                                       writes ? tz.data() + c : nullptr, m);
-          for (; c < m; ++c)
-            accumulate_columns<1, WithAbs, writes>(xt + c, rs, rows, pre, tsq.data() + c,
-                                                   WithAbs ? tab.data() + c : nullptr,
-                                                   writes ? tz.data() + c : nullptr, m);
-        } else if (r.stride_a == 1) {
+        if (r.stride_a == 1) {
           // Contiguous runs: the lanes take them eight at a time (accumulate_crossing_runs).
           rowp.clear();
           bs.walk(p, t0, t1, [&](const run_position& pos, std::size_t clo, std::size_t) {
