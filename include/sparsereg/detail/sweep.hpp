@@ -115,9 +115,11 @@ inline T combine_lanes(const T* l) noexcept {
 #if defined(__GNUC__) && !defined(__clang__)
 #define SPARSEREG_LANE_LOOP _Pragma("GCC unroll 1")
 #define SPARSEREG_UNROLL_BATCH _Pragma("GCC unroll 8")
+#define SPARSEREG_UNROLL_BLOCKS _Pragma("GCC unroll 32")
 #else
 #define SPARSEREG_LANE_LOOP
 #define SPARSEREG_UNROLL_BATCH
+#define SPARSEREG_UNROLL_BLOCKS
 #endif
 
 // accumulate_runs is kept out of line: inlined into a sweep, GCC keeps its M x 16 accumulators
@@ -850,7 +852,11 @@ inline void copy_short_runs(const T* src, std::size_t len, T* dst, std::size_t d
 /// order per lane, so the same bits; the stage's copies and their stores are gone (on conv
 /// 256x256x3x3 and 512x512x3x3 input channels, one Zen 4 core: values 1.7-2.1x and in-place proxes
 /// 1.3x faster, docs/benchmarks.md). pre goes through a lane loop on a copy of the block, as in
-/// accumulate_blocks, so every caller's scalar pre works unchanged.
+/// accumulate_blocks, so every caller's scalar pre works unchanged. The block loop is unrolled
+/// (GCC 12 unrolled L = 9 by itself, not L = 25), so each block's run, offset and masks are
+/// constants; without AVX-512 a block inside one run is one plain load instead of two AVX2 masked
+/// loads (Zen 3, the group lasso prox on a 64x32x5x5 conv's input channels, the trainer's conv2:
+/// 46 -> 20 us per call; docs/benchmarks.md, "thirty-first session").
 template <std::size_t L, bool Abs, bool Zeros, class Pre>
 void accumulate_octets_masked(const float* x, const std::vector<std::ptrdiff_t>& slab_at, std::size_t run_len,
                               std::size_t lo, std::size_t hi, Pre pre, float* sq_out, float* ab_out,
@@ -872,6 +878,7 @@ void accumulate_octets_masked(const float* x, const std::vector<std::ptrdiff_t>&
       if constexpr (Abs) std::memcpy(&ab, ab_out + g * lanes, sizeof ab);
       std::uint32_t zc = 0;
       const std::size_t at = g * len;
+      SPARSEREG_UNROLL_BLOCKS
       for (std::size_t j = 0; j < len; ++j) {
         const std::size_t r = lanes * j / len, k0 = lanes * j - r * len;
         const std::size_t first = std::min(lanes, len - k0);  // lanes taken from run r
@@ -884,10 +891,15 @@ void accumulate_octets_masked(const float* x, const std::vector<std::ptrdiff_t>&
         const auto m = static_cast<__mmask8>((1u << first) - 1u);
         const __m256 v = _mm256_mask_loadu_ps(_mm256_maskz_loadu_ps(m, a), static_cast<__mmask8>(~m), b);
 #else
-        const i8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
-        const i8 from_a = lane < static_cast<std::int32_t>(first);  // all bits set where true
-        const __m256 v = _mm256_or_ps(_mm256_maskload_ps(a, (__m256i)from_a),
-                                      _mm256_maskload_ps(static_cast<const float*>(b), (__m256i)~from_a));
+        __m256 v;
+        if (first == lanes) {
+          v = _mm256_loadu_ps(a);  // the whole block inside run r
+        } else {
+          const i8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
+          const i8 from_a = lane < static_cast<std::int32_t>(first);  // all bits set where true
+          v = _mm256_or_ps(_mm256_maskload_ps(a, (__m256i)from_a),
+                           _mm256_maskload_ps(static_cast<const float*>(b), (__m256i)~from_a));
+        }
 #endif
         float xs[lanes], us[lanes];
         _mm256_storeu_ps(xs, v);
