@@ -308,10 +308,20 @@ inline dv fma(dv b, dv c, dv a) noexcept { return (dv)_mm256_fmadd_pd((__m256d)b
 /// wrote); called only when a lane reached 2^128, to tell an infinity or a NaN among the elements
 /// from finite magnitudes that large (see below). ahead: non-null for tensors beyond the caches
 /// (worth_prefetch); each block then prefetches the two cache lines ahead_distance floats past
-/// its own from ahead + i. Squares: the lanes sum v_i^2 instead (the squared l2 value and prox;
+/// its own from ahead + i, where lane_prefetch (below) is true. Squares: the lanes sum v_i^2 instead (the squared l2 value and prox;
 /// mag may still give |v_i|), each element widened by a conversion and squared in double, and
 /// lane j is then element j mod (w / 2) of accumulator j / (w / 2).
 inline constexpr std::size_t ahead_distance = 1024;
+/// Whether abs_lanes_f32 prefetches at all (speed only, never results; -DSPARSEREG_LANE_PREFETCH=0
+/// or 1 decides). By default the AVX2 build does and the AVX-512 build does not: from DRAM, one
+/// thread, the l1 value read 20.2-22.6 GB/s with the prefetch and 18.7-19.6 without on a Zen 3
+/// core, but 19.8-22.4 with it and 24.6-25.5 without on a Zen 4 core, where the hardware
+/// prefetchers keep up alone (docs/benchmarks.md, "twenty-ninth" and "thirty-second session").
+#if defined(SPARSEREG_LANE_PREFETCH)
+inline constexpr bool lane_prefetch = SPARSEREG_LANE_PREFETCH != 0;
+#else
+inline constexpr bool lane_prefetch = vec::width == 8;
+#endif
 template <bool Squares = false, class Mag, class Again>
 inline std::size_t abs_lanes_f32(std::size_t n, Mag mag, double* t, std::size_t& zeros, Again again,
                                  const float* ahead) {
@@ -357,7 +367,7 @@ inline std::size_t abs_lanes_f32(std::size_t n, Mag mag, double* t, std::size_t&
 #endif
     };
     for (std::size_t b = 0; b < flush && i + sum_lanes <= n; ++b, i += sum_lanes) {
-      if (ahead != nullptr) {
+      if (lane_prefetch && ahead != nullptr) {
         const auto line = reinterpret_cast<std::uintptr_t>(ahead + i + ahead_distance);
         prefetch_l2(line);
         prefetch_l2(line + 64);
