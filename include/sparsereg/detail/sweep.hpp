@@ -308,9 +308,10 @@ inline dv fma(dv b, dv c, dv a) noexcept { return (dv)_mm256_fmadd_pd((__m256d)b
 /// wrote); called only when a lane reached 2^128, to tell an infinity or a NaN among the elements
 /// from finite magnitudes that large (see below). ahead: non-null for tensors beyond the caches
 /// (worth_prefetch); each block then prefetches the two cache lines ahead_distance floats past
-/// its own from ahead + i, where lane_prefetch (below) is true. Squares: the lanes sum v_i^2 instead (the squared l2 value and prox;
-/// mag may still give |v_i|), each element widened by a conversion and squared in double, and
-/// lane j is then element j mod (w / 2) of accumulator j / (w / 2).
+/// its own from ahead + i, where lane_prefetch (below) is true. Squares: the lanes sum v_i^2
+/// instead (the squared l2 value and prox; mag may still give |v_i|), each element widened by a
+/// conversion and squared in double, and lane j is then element j mod (w / 2) of accumulator
+/// j / (w / 2).
 inline constexpr std::size_t ahead_distance = 1024;
 /// Whether abs_lanes_f32 prefetches at all (speed only, never results; -DSPARSEREG_LANE_PREFETCH=0
 /// or 1 decides). By default the AVX2 build does and the AVX-512 build does not: from DRAM, one
