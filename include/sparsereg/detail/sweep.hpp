@@ -297,6 +297,27 @@ inline dv fma(dv b, dv c, dv a) noexcept { return (dv)_mm256_fmadd_pd((__m256d)b
 }  // namespace vec
 #endif
 
+/// Whether abs_lanes_f32 prefetches at all (speed only, never results). By default it does, except
+/// on an AMD processor with AVX-512 (read once at run time, whatever the build's vector width):
+/// from DRAM, one thread, the l1 value read 20.2-22.6 GB/s with the prefetch and 18.7-19.6 without
+/// on a Zen 3 core (AVX2), 22.3-22.4 with and 15.5-16.5 without on an Intel Xeon (family 6 model
+/// 207) in both its AVX-512 and AVX2 builds, but 19.8-22.4 with it and 24.6-25.5 without on a Zen
+/// 4 core (AVX-512 build; docs/benchmarks.md, "twenty-ninth", "thirty-second" and "thirty-third
+/// session"). -DSPARSEREG_LANE_PREFETCH=0 or 1 decides at compile time instead.
+inline bool lane_prefetch() noexcept {
+#if defined(SPARSEREG_LANE_PREFETCH)
+  return SPARSEREG_LANE_PREFETCH != 0;
+#elif defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  static const bool on = [] {
+    __builtin_cpu_init();
+    return !(__builtin_cpu_is("amd") && __builtin_cpu_supports("avx512f"));
+  }();
+  return on;
+#else
+  return true;
+#endif
+}
+
 #if defined(SPARSEREG_VECTOR_LANES)
 /// The 32 lanes of lane_sum for sum_i |v_i| with mag(i, zc) giving |v_i|..|v_{i+w-1}| as vec::fv
 /// (w = vec::width). A prox's mag also writes v_i.. and counts their zeros by subtracting 1 from
@@ -308,21 +329,11 @@ inline dv fma(dv b, dv c, dv a) noexcept { return (dv)_mm256_fmadd_pd((__m256d)b
 /// wrote); called only when a lane reached 2^128, to tell an infinity or a NaN among the elements
 /// from finite magnitudes that large (see below). ahead: non-null for tensors beyond the caches
 /// (worth_prefetch); each block then prefetches the two cache lines ahead_distance floats past
-/// its own from ahead + i, where lane_prefetch (below) is true. Squares: the lanes sum v_i^2
+/// its own from ahead + i, where lane_prefetch() (below) is true. Squares: the lanes sum v_i^2
 /// instead (the squared l2 value and prox; mag may still give |v_i|), each element widened by a
 /// conversion and squared in double, and lane j is then element j mod (w / 2) of accumulator
 /// j / (w / 2).
 inline constexpr std::size_t ahead_distance = 1024;
-/// Whether abs_lanes_f32 prefetches at all (speed only, never results; -DSPARSEREG_LANE_PREFETCH=0
-/// or 1 decides). By default the AVX2 build does and the AVX-512 build does not: from DRAM, one
-/// thread, the l1 value read 20.2-22.6 GB/s with the prefetch and 18.7-19.6 without on a Zen 3
-/// core, but 19.8-22.4 with it and 24.6-25.5 without on a Zen 4 core, where the hardware
-/// prefetchers keep up alone (docs/benchmarks.md, "twenty-ninth" and "thirty-second session").
-#if defined(SPARSEREG_LANE_PREFETCH)
-inline constexpr bool lane_prefetch = SPARSEREG_LANE_PREFETCH != 0;
-#else
-inline constexpr bool lane_prefetch = vec::width == 8;
-#endif
 template <bool Squares = false, class Mag, class Again>
 inline std::size_t abs_lanes_f32(std::size_t n, Mag mag, double* t, std::size_t& zeros, Again again,
                                  const float* ahead) {
@@ -331,6 +342,7 @@ inline std::size_t abs_lanes_f32(std::size_t n, Mag mag, double* t, std::size_t&
   vec::dv a0 = {}, a1 = {}, a2 = {}, a3 = {}, a4 = {}, a5 = {}, a6 = {}, a7 = {};  // a4-a7: 8-wide only
   std::size_t i = 0;
   constexpr std::size_t flush = std::size_t(1) << 24;  // blocks per 32-bit count
+  if (ahead != nullptr && !lane_prefetch()) ahead = nullptr;
 #if defined(SPARSEREG_BITS_WIDEN)
   // Each float vector's even elements go to one accumulator and its odd ones to the next (the
   // lanes are renumbered below). Inf and NaN are caught afterwards, from the lanes (see there).
@@ -368,7 +380,7 @@ inline std::size_t abs_lanes_f32(std::size_t n, Mag mag, double* t, std::size_t&
 #endif
     };
     for (std::size_t b = 0; b < flush && i + sum_lanes <= n; ++b, i += sum_lanes) {
-      if (lane_prefetch && ahead != nullptr) {
+      if (ahead != nullptr) {
         const auto line = reinterpret_cast<std::uintptr_t>(ahead + i + ahead_distance);
         prefetch_l2(line);
         prefetch_l2(line + 64);
