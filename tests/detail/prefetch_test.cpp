@@ -5,13 +5,21 @@
 // not back to back) take the path without prefetches. Values, prox outputs and counts must be
 // the same bits, for float and double, group sizes under, at and over a lane block and a write
 // chunk, group counts that leave a partial batch, and a 4-D weight with filter groups.
+//
+// The separable loops without lanes (the l1 prox without statistics, the hard threshold's prox)
+// run contiguous tensors beyond the caches in prefetched blocks where detail::lane_prefetch()
+// says so; SPARSEREG_LANE_PREFETCH=1 makes it say so on every machine, so the blocks are tested
+// here whatever the processor.
 #define SPARSEREG_PREFETCH_MIN_BYTES 0
+#define SPARSEREG_LANE_PREFETCH 1
 #include <catch2/catch.hpp>
 
 #include <sparsereg/sparsereg.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -86,6 +94,80 @@ TEMPLATE_TEST_CASE("contiguous groups give the same bits with and without the ne
       CHECK(r1.zero_groups == r2.zero_groups);
       CHECK(r1.zero_groups > 0);
       CHECK(r1.zero_groups < groups);
+    }
+  }
+}
+
+// Lengths around the 1 KiB blocks (256 floats, 128 doubles), contiguous and with a stride of 2
+// (which takes no blocks); NaN, infinities, zeros of both signs and values at the threshold. The
+// output must be the element-by-element definition, nothing written past the end or between the
+// strided elements, and the l1 output that of the prox with statistics (another loop).
+TEMPLATE_TEST_CASE("separable proxes give the same bits in prefetched blocks", "[sweep]", float, double) {
+  using T = TestType;
+  static_assert(SPARSEREG_LANE_PREFETCH == 1, "the blocks must be taken");
+  const T t = T(0.5);  // step 1 * lambda 0.5 for l1; sqrt(2 * 1 * 0.125) = 0.5 for the hard threshold
+  const sparsereg::l1 l1(0.5);
+  const sparsereg::hard_threshold hard(0.125);
+  for (std::size_t n : {1, 31, 127, 128, 129, 255, 256, 257, 1000, 4097}) {
+    INFO("n " << n);
+    std::mt19937 rng(static_cast<unsigned>(3 + n));
+    std::normal_distribution<double> z(0.0, 1.0);
+    std::vector<T> w(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const unsigned kind = rng() % 11;
+      w[i] = kind == 0 ? T(0) : kind == 1 ? -T(0) : kind == 2 ? (rng() % 2 ? t : -t) : static_cast<T>(z(rng));
+    }
+    if (n > 100) {
+      w[n - 1] = std::numeric_limits<T>::quiet_NaN();
+      w[n / 2] = -std::numeric_limits<T>::infinity();
+      w[n / 3] = std::numeric_limits<T>::infinity();
+    }
+    std::vector<T> wide(2 * n, T(7));
+    for (std::size_t i = 0; i < n; ++i) wide[2 * i] = w[i];
+    const sparsereg::view<const T> dense(w.data(), {n});
+    const sparsereg::view<const T> spaced(wide.data(), {n}, {2});
+    const T sentinel = T(9);
+    for (int which = 0; which < 2; ++which) {
+      INFO((which == 0 ? "l1 prox without statistics" : "hard threshold prox"));
+      std::vector<T> out(n + 300, sentinel), out_spaced(2 * n, sentinel);
+      const sparsereg::view<T> yd(out.data(), {n}), ys(out_spaced.data(), {n}, {2});
+      std::size_t zeros = 0, zeros_spaced = 0;
+      if (which == 0) {
+        sparsereg::prox(l1, dense, yd, 1.0, sparsereg::without_stats);
+        sparsereg::prox(l1, spaced, ys, 1.0, sparsereg::without_stats);
+      } else {
+        zeros = sparsereg::prox(hard, dense, yd, 1.0).zero_elements;
+        zeros_spaced = sparsereg::prox(hard, spaced, ys, 1.0).zero_elements;
+      }
+      std::size_t wrong = 0, differ = 0, touched = 0, expect_zeros = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        const T v = w[i], a = v < T(0) ? -v : v;
+        T expect;
+        if (which == 0) {
+          const T m = std::isnan(v) ? v : (a - t > T(0) ? a - t : T(0));
+          expect = v < T(0) ? -m : m;  // -0.0 gives +0.0, as soft_threshold_positive does
+        } else {
+          expect = a <= t && v != T(0) ? T(0) : v;
+        }
+        expect_zeros += expect == T(0);
+        wrong += !same_bits(out[i], expect) && !(std::isnan(out[i]) && std::isnan(expect));
+        differ += !same_bits(out[i], out_spaced[2 * i]);
+        touched += !same_bits(out_spaced[2 * i + 1], sentinel);
+      }
+      for (std::size_t i = n; i < out.size(); ++i) touched += !same_bits(out[i], sentinel);
+      CHECK(wrong == 0);
+      CHECK(differ == 0);
+      CHECK(touched == 0);
+      if (which == 1) {
+        CHECK(zeros == expect_zeros);
+        CHECK(zeros_spaced == expect_zeros);
+      } else {
+        std::vector<T> with_stats(n);
+        sparsereg::prox(l1, dense, sparsereg::view<T>(with_stats.data(), {n}), 1.0);
+        std::size_t differ_stats = 0;
+        for (std::size_t i = 0; i < n; ++i) differ_stats += !same_bits(out[i], with_stats[i]);
+        CHECK(differ_stats == 0);
+      }
     }
   }
 }

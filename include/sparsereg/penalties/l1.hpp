@@ -81,14 +81,17 @@ struct l1 {
   template <class T>
   void prox_only_of(const view<const T>& x, const view<T>& y, double step) const {
     const T t = static_cast<T>(step * lambda);
-    detail::elementwise_sweep(x, y, x, [t](const T* xp, std::ptrdiff_t sx, T* yp, std::ptrdiff_t sy, const T*,
-                                           std::ptrdiff_t, std::size_t n) {
+    const bool ahead = detail::worth_prefetch(x.size() * sizeof(T));  // speed only, never results
+    detail::elementwise_sweep(x, y, x, [t, ahead](const T* xp, std::ptrdiff_t sx, T* yp, std::ptrdiff_t sy,
+                                                  const T*, std::ptrdiff_t, std::size_t n) {
       const auto run = [&](auto soft) {
         detail::with_unit_strides(sx, sy, [&](auto sxu, auto syu) {
-          for (std::size_t i = 0; i < n; ++i) {
-            const auto k = static_cast<std::ptrdiff_t>(i);
-            yp[k * syu] = soft(xp[k * sxu]);
-          }
+          detail::in_prefetched_blocks(xp, sxu, n, ahead, [&](std::size_t lo, std::size_t hi) {
+            for (std::size_t i = lo; i < hi; ++i) {
+              const auto k = static_cast<std::ptrdiff_t>(i);
+              yp[k * syu] = soft(xp[k * sxu]);
+            }
+          });
         });
       };
       if (t == T(0)) {
