@@ -47,7 +47,6 @@ TEST_CASE("the separable lanes prefetch except on AMD processors with AVX-512", 
   const processor p = read_processor();
   INFO("AMD " << p.amd << ", AVX-512 F usable " << p.avx512f);
   CHECK(sparsereg::detail::lane_prefetch() == !(p.amd && p.avx512f));
-  CHECK(sparsereg::detail::lane_prefetch() == sparsereg::detail::lane_prefetch());  // read once, kept
 }
 #else
 TEST_CASE("the separable lanes prefetch on processors other than x86", "[sweep][prefetch]") {

@@ -297,6 +297,9 @@ inline dv fma(dv b, dv c, dv a) noexcept { return (dv)_mm256_fmadd_pd((__m256d)b
 }  // namespace vec
 #endif
 
+/// How far ahead of the element being read the separable loops prefetch, where they do.
+inline constexpr std::size_t prefetch_ahead_bytes = 4096;
+
 /// Whether abs_lanes_f32 prefetches at all (speed only, never results). By default it does, except
 /// on an AMD processor with AVX-512 (read once at run time, whatever the build's vector width):
 /// from DRAM, one thread, the l1 value read 20.2-22.6 GB/s with the prefetch and 18.7-19.6 without
@@ -321,16 +324,16 @@ inline bool lane_prefetch() noexcept {
 /// Calls body(lo, hi) over [0, n) of a run x with stride Sx: in one piece, or, when the run is
 /// contiguous (Sx the compile-time unit stride) and `ahead` (a tensor beyond the caches,
 /// worth_prefetch) and lane_prefetch() say so, in blocks of 1 KiB, each first prefetching the 16
-/// cache lines 4 KiB further on, as abs_lanes_f32 does. For the separable loops that keep no lanes
-/// (the l1 prox without statistics, the hard threshold's prox). Speed only: body sees every
-/// element once, in order, so the results are those of body(0, n).
+/// cache lines prefetch_ahead_bytes further on, as abs_lanes_f32 does. For the separable loops
+/// that keep no lanes (the l1 prox without statistics, the hard threshold's prox). Speed only:
+/// body sees every element once, in order, so the results are those of body(0, n).
 template <class T, class Sx, class Body>
 inline void in_prefetched_blocks(const T* x, Sx, std::size_t n, bool ahead, Body&& body) {
   if constexpr (std::is_same_v<Sx, std::integral_constant<std::ptrdiff_t, 1>>) {
     if (ahead && lane_prefetch()) {
       constexpr std::size_t bytes = 1024, block = bytes / sizeof(T);
       for (std::size_t lo = 0; lo < n; lo += block) {
-        const auto at = reinterpret_cast<std::uintptr_t>(x + lo) + 4096;
+        const auto at = reinterpret_cast<std::uintptr_t>(x + lo) + prefetch_ahead_bytes;
         for (std::size_t b = 0; b < bytes; b += 64) prefetch_l2(at + b);
         body(lo, n - lo < block ? n : lo + block);
       }
@@ -355,7 +358,7 @@ inline void in_prefetched_blocks(const T* x, Sx, std::size_t n, bool ahead, Body
 /// instead (the squared l2 value and prox; mag may still give |v_i|), each element widened by a
 /// conversion and squared in double, and lane j is then element j mod (w / 2) of accumulator
 /// j / (w / 2).
-inline constexpr std::size_t ahead_distance = 1024;
+inline constexpr std::size_t ahead_distance = prefetch_ahead_bytes / sizeof(float);
 template <bool Squares = false, class Mag, class Again>
 inline std::size_t abs_lanes_f32(std::size_t n, Mag mag, double* t, std::size_t& zeros, Again again,
                                  const float* ahead) {
