@@ -10,6 +10,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <iterator>
+#include <limits>
 #include <random>
 #include <string>
 #include <utility>
@@ -191,44 +194,58 @@ TEST_CASE("batch results do not depend on chunking", "[cnn]") {
 
 TEST_CASE("max-pool forward and backward match a direct reference, ties and NaNs included", "[cnn]") {
   // Reference: the straightforward loops (first maximum in row-major window order wins, the first
-  // NaN beats any number; backward scatters into zeros).
+  // NaN beats any number; backward scatters into zeros). Outputs are compared bit for bit (which
+  // of +0 / -0, which NaN) and the argmax directly. The widths cover the 2x2 pool's vector blocks
+  // of 8 and 4 outputs, exact and with an overlapping last block, and its scalar fallback (fewer
+  // than 4 outputs per row); odd widths put every row at an odd offset.
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const float specials[] = {0.f, -0.f, inf, -inf, nan, -nan, std::nanf("7"), 1e-40f, -1e-40f};
   for (std::size_t size : {2u, 3u}) {
-    for (std::size_t h : {6u, 7u}) {
-      const std::size_t w = h + 1, c = 3, n = 2;
-      INFO("window " << size << ", input " << h << "x" << w);
-      maxpool2d pool(c, size, h, w);
-      std::mt19937 rng(static_cast<std::uint32_t>(size * 100 + h));
-      std::vector<float> x(c * n * h * w);
-      for (auto& v : x) {
-        const auto r = rng() % 16;
-        v = r == 0 ? std::nanf("") : static_cast<float>(static_cast<int>(r % 5) - 2);  // many ties
-      }
-      std::vector<float> y(c * n * pool.out_h() * pool.out_w());
-      pool.forward(x.data(), y.data(), n);
-      std::vector<float> g(y.size());
-      for (auto& v : g) v = std::uniform_real_distribution<float>(-1.f, 1.f)(rng);
-      std::vector<float> dx(x.size(), 7.f);  // garbage: backward must overwrite everything
-      pool.backward(g.data(), dx.data(), n);
+    for (std::size_t h : {6u, 7u, 14u}) {
+      for (std::size_t w : {7u, 8u, 9u, 10u, 16u, 17u, 28u, 29u}) {
+        const std::size_t c = 3, n = 2;
+        INFO("window " << size << ", input " << h << "x" << w);
+        maxpool2d pool(c, size, h, w);
+        std::mt19937 rng(static_cast<std::uint32_t>(size * 10000 + h * 100 + w));
+        std::vector<float> x(c * n * h * w);
+        for (auto& v : x) {
+          const auto r = rng() % 32;
+          if (r < 6)
+            v = specials[rng() % std::size(specials)];
+          else if (r < 26)
+            v = static_cast<float>(static_cast<int>(r % 5) - 2);  // many ties
+          else
+            v = std::uniform_real_distribution<float>(-3.f, 3.f)(rng);
+        }
+        std::vector<float> y(c * n * pool.out_h() * pool.out_w());
+        pool.forward(x.data(), y.data(), n);
+        std::vector<float> g(y.size());
+        for (auto& v : g) v = std::uniform_real_distribution<float>(-1.f, 1.f)(rng);
+        std::vector<float> dx(x.size(), 7.f);  // garbage: backward must overwrite everything
+        pool.backward(g.data(), dx.data(), n);
 
-      std::vector<float> ref_dx(x.size(), 0.f);
-      for (std::size_t p = 0; p < c * n; ++p)
-        for (std::size_t oh = 0; oh < pool.out_h(); ++oh)
-          for (std::size_t ow = 0; ow < pool.out_w(); ++ow) {
-            std::size_t best = p * h * w + oh * size * w + ow * size;
-            float bv = x[best];
-            for (std::size_t a = 0; a < size; ++a)
-              for (std::size_t b = 0; b < size; ++b) {
-                const std::size_t i = p * h * w + (oh * size + a) * w + ow * size + b;
-                if (x[i] > bv || (std::isnan(x[i]) && !std::isnan(bv))) bv = x[i], best = i;
-              }
-            const std::size_t o = (p * pool.out_h() + oh) * pool.out_w() + ow;
-            if (std::isnan(bv))
-              CHECK(std::isnan(y[o]));
-            else
-              CHECK(y[o] == bv);
-            ref_dx[best] += g[o];
-          }
-      CHECK(dx == ref_dx);
+        std::vector<float> ref_dx(x.size(), 0.f);
+        std::size_t wrong_value = 0, wrong_index = 0;
+        for (std::size_t p = 0; p < c * n; ++p)
+          for (std::size_t oh = 0; oh < pool.out_h(); ++oh)
+            for (std::size_t ow = 0; ow < pool.out_w(); ++ow) {
+              std::size_t best = oh * size * w + ow * size;  // index inside the plane
+              float bv = x[p * h * w + best];
+              for (std::size_t a = 0; a < size; ++a)
+                for (std::size_t b = 0; b < size; ++b) {
+                  const std::size_t i = (oh * size + a) * w + ow * size + b;
+                  const float v = x[p * h * w + i];
+                  if (v > bv || (std::isnan(v) && !std::isnan(bv))) bv = v, best = i;
+                }
+              const std::size_t o = (p * pool.out_h() + oh) * pool.out_w() + ow;
+              wrong_value += std::memcmp(&y[o], &bv, sizeof bv) != 0;
+              wrong_index += pool.argmax_[o] != best;
+              ref_dx[p * h * w + best] += g[o];
+            }
+        CHECK(wrong_value == 0);
+        CHECK(wrong_index == 0);
+        CHECK(dx == ref_dx);
+      }
     }
   }
 }
