@@ -250,6 +250,30 @@ TEST_CASE("max-pool forward and backward match a direct reference, ties and NaNs
   }
 }
 
+TEST_CASE("conv bias gradient sums: every channel one in-order chain, the bits of a plain loop", "[cnn]") {
+  // Values spread over many magnitudes, so that any other order of the adds (pairwise, vector
+  // lanes) would round differently; channel counts around the blocks of 8, rows with a gap.
+  std::mt19937 rng(11);
+  for (std::size_t channels : {1u, 7u, 8u, 9u, 16u, 21u}) {
+    for (std::size_t len : {0u, 1u, 5u, 333u}) {
+      INFO(channels << " channels of " << len);
+      const std::size_t stride = len + 3;
+      std::vector<float> d(channels * stride);
+      for (auto& v : d)
+        v = std::ldexp(std::uniform_real_distribution<float>(-1.f, 1.f)(rng), static_cast<int>(rng() % 40) - 20);
+      std::vector<float> sums(channels), ref(channels);
+      for (std::size_t o = 0; o < channels; ++o) sums[o] = ref[o] = static_cast<float>(o) - 2.5f;
+      for (std::size_t o = 0; o < channels; ++o) {
+        float s = 0.f;
+        for (std::size_t i = 0; i < len; ++i) s += d[o * stride + i];
+        ref[o] += s;
+      }
+      detail::add_channel_sums(d.data(), stride, len, channels, sums.data());
+      CHECK(std::memcmp(sums.data(), ref.data(), channels * sizeof(float)) == 0);
+    }
+  }
+}
+
 TEST_CASE("im2col row copies and col2im row sums touch exactly their range", "[cnn]") {
   // Every length up to 3 blocks of 16, so each branch (overlapping 16-, 8- and 4-float blocks,
   // scalar tail) runs; guard zones on both sides must stay untouched.
