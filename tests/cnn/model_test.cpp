@@ -194,8 +194,8 @@ TEST_CASE("batch results do not depend on chunking", "[cnn]") {
 
 TEST_CASE("max-pool forward and backward match a direct reference, ties and NaNs included", "[cnn]") {
   // Reference: the straightforward loops (first maximum in row-major window order wins, the first
-  // NaN beats any number; backward scatters into zeros). Outputs are compared bit for bit (which
-  // of +0 / -0, which NaN) and the argmax directly. The widths cover the 2x2 pool's vector blocks
+  // NaN beats any number; backward adds into zeros). Outputs and input gradients are compared bit
+  // for bit (which of +0 / -0, which NaN) and the argmax directly. The widths cover the 2x2 pool's vector blocks
   // of 8 and 4 outputs, exact and with an overlapping last block, and its scalar fallback (fewer
   // than 4 outputs per row); odd widths put every row at an odd offset.
   const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
@@ -220,7 +220,7 @@ TEST_CASE("max-pool forward and backward match a direct reference, ties and NaNs
         std::vector<float> y(c * n * pool.out_h() * pool.out_w());
         pool.forward(x.data(), y.data(), n);
         std::vector<float> g(y.size());
-        for (auto& v : g) v = std::uniform_real_distribution<float>(-1.f, 1.f)(rng);
+        for (auto& v : g) v = rng() % 8 == 0 ? -0.f : std::uniform_real_distribution<float>(-1.f, 1.f)(rng);
         std::vector<float> dx(x.size(), 7.f);  // garbage: backward must overwrite everything
         pool.backward(g.data(), dx.data(), n);
 
@@ -244,7 +244,7 @@ TEST_CASE("max-pool forward and backward match a direct reference, ties and NaNs
             }
         CHECK(wrong_value == 0);
         CHECK(wrong_index == 0);
-        CHECK(dx == ref_dx);
+        CHECK(std::memcmp(dx.data(), ref_dx.data(), dx.size() * sizeof(float)) == 0);  // -0 + 0 = +0 too
       }
     }
   }
