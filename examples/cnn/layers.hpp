@@ -79,6 +79,7 @@ inline void add_block(float* dst, const float* src) {
   for (std::size_t j = 0; j < B; ++j) a[j] += b[j];
   std::memcpy(dst, a, sizeof a);
 }
+
 /// sums[o] += d[o * stride + i] summed over i < len in index order, for o < channels: each
 /// channel's sum is one in-order chain of float adds, as a loop over one channel after the other
 /// would add them (so the same bits), but eight channels' chains run side by side, so the adds'
@@ -101,7 +102,7 @@ inline void add_channel_sums(const float* d, std::size_t stride, std::size_t len
   }
 }
 
-#if defined(__GNUC__)
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)  // __builtin_shufflevector: GCC 12
 #define SPARSEREG_CNN_POOL2_VECTOR 1
 /// W outputs of a 2x2 max-pool in GNU vector lanes: the windows of input rows a and a + row at
 /// columns 2j, 2j + 1 (j < W), whose first element is input index `first`. Each output is the
