@@ -15,8 +15,15 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
+
+// Built a second time with -march=native where that has AVX-512 (SPARSEREG_TEST_VECTOR_WIDTH 16):
+// then the conv forward GEMM's kernel must be the one tested.
+#if defined(SPARSEREG_TEST_VECTOR_WIDTH) && SPARSEREG_TEST_VECTOR_WIDTH == 16 && !defined(SPARSEREG_CNN_CONV_KERNEL)
+#error "built with AVX-512, but detail::conv_gemm (SPARSEREG_CNN_CONV_KERNEL) is not compiled"
+#endif
 
 using namespace sparsereg_cnn;
 
@@ -149,6 +156,22 @@ void gradient_check(model& m, std::size_t n, std::uint32_t seed) {
   }
 }
 
+/// body(threads) with 1, 2 and 3 OpenMP threads (once, with 1, without OpenMP); the thread count
+/// is restored afterwards.
+template <class Body>
+void on_thread_counts(Body&& body) {
+#if defined(_OPENMP)
+  const int saved_threads = omp_get_max_threads();
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    body(threads);
+  }
+  omp_set_num_threads(saved_threads);
+#else
+  body(1);
+#endif
+}
+
 }  // namespace
 
 TEST_CASE("gradients match finite differences", "[cnn]") {
@@ -274,6 +297,83 @@ TEST_CASE("conv bias gradient sums: every channel one in-order chain, the bits o
   }
 }
 
+TEST_CASE("conv forward GEMM: every output one fma chain in k order, the bits of the reference loop", "[cnn]") {
+#if defined(SPARSEREG_CNN_CONV_KERNEL)
+  // Filter counts around the tiles of 8, K around the k blocks of 128, output counts around the
+  // vectors of 16 and tiles of 48; padded row strides whose gaps must stay untouched. Row 0
+  // gives -0 before the ReLU (tiny products round to -0, bias -0), which std::max keeps and a
+  // vector max would turn into +0; row 1 has a NaN weight (a NaN that the ReLU keeps).
+  std::mt19937 rng(21);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  const float sentinel = -777.f;
+  for (std::size_t rows : {1u, 3u, 7u, 8u, 9u, 17u, 30u}) {
+    for (std::size_t K : {1u, 25u, 127u, 128u, 129u, 300u}) {
+      for (std::size_t n : {1u, 4u, 15u, 16u, 17u, 47u, 48u, 49u, 97u, 196u}) {
+        for (bool relu : {false, true}) {
+          INFO(rows << " rows, K " << K << ", " << n << " outputs, relu " << relu);
+          const std::size_t ldc = n + 5, ldy = n + 3;
+          std::vector<float> w(rows * K), c(K * ldc), bias(rows), wt;
+          for (auto& v : w) v = std::ldexp(u(rng), static_cast<int>(rng() % 12) - 6);
+          for (auto& v : c) v = u(rng);
+          for (auto& v : bias) v = 0.5f * u(rng);
+          for (std::size_t k = 0; k < K; ++k) {
+            w[k] = 1e-30f;
+            c[k * ldc] = -1e-30f;
+          }
+          bias[0] = -0.f;
+          if (rows > 1) w[K] = std::numeric_limits<float>::quiet_NaN();
+          std::vector<float> y(rows * ldy, sentinel), ref(rows * ldy, sentinel);
+          detail::conv_gemm_reference(w.data(), rows, K, c.data(), ldc, n, ref.data(), ldy, bias.data(), relu);
+          detail::pack_conv_weights(w.data(), rows, K, wt);
+          detail::conv_gemm(wt.data(), rows, K, c.data(), ldc, n, y.data(), ldy, bias.data(), relu);
+          REQUIRE(std::signbit(ref[0]));
+          REQUIRE(std::memcmp(y.data(), ref.data(), y.size() * sizeof(float)) == 0);
+        }
+      }
+    }
+  }
+  SECTION("conv2d::forward gives the reference loop's bits on 1-3 threads") {
+    // Directly from the input: the chain over (channel, kh, kw) with zero padding, + bias, ReLU.
+    on_thread_counts([&](int threads) {
+      for (const auto& [ci, co, h] : {std::tuple<std::size_t, std::size_t, std::size_t>{1, 32, 28}, {30, 30, 14},
+                                      {3, 9, 7}}) {
+        INFO(threads << " threads, " << ci << " -> " << co << " channels, " << h << "x" << h);
+        const std::size_t k = 5, pad = 2, n = 3;
+        conv2d conv(ci, co, k, pad, h, h, true);
+        for (auto& v : conv.w) v = u(rng);
+        for (auto& v : conv.b) v = 0.1f * u(rng);
+        std::vector<float> x(ci * n * h * h), y(co * n * h * h);
+        for (auto& v : x) v = u(rng);
+        conv.forward(x.data(), y.data(), n);
+        for (std::size_t o = 0; o < co; ++o)
+          for (std::size_t j = 0; j < n; ++j)
+            for (std::size_t a = 0; a < h; ++a)
+              for (std::size_t b = 0; b < h; ++b) {
+                float s = 0.f;
+                for (std::size_t c = 0; c < ci; ++c)
+                  for (std::size_t p = 0; p < k; ++p)
+                    for (std::size_t q = 0; q < k; ++q) {
+                      const auto r = static_cast<std::ptrdiff_t>(a + p) - static_cast<std::ptrdiff_t>(pad);
+                      const auto t = static_cast<std::ptrdiff_t>(b + q) - static_cast<std::ptrdiff_t>(pad);
+                      const bool inside = r >= 0 && t >= 0 && r < static_cast<std::ptrdiff_t>(h) &&
+                                          t < static_cast<std::ptrdiff_t>(h);
+                      const float xv = inside ? x[((c * n + j) * h + static_cast<std::size_t>(r)) * h +
+                                                  static_cast<std::size_t>(t)]
+                                              : 0.f;
+                      s = std::fma(conv.w[((o * ci + c) * k + p) * k + q], xv, s);
+                    }
+                const float want = std::max(s + conv.b[o], 0.f);
+                const float got = y[((o * n + j) * h + a) * h + b];
+                REQUIRE(std::memcmp(&got, &want, sizeof want) == 0);
+              }
+      }
+    });
+  }
+#else
+  WARN("detail::conv_gemm is compiled only with AVX-512; conv2d::forward uses Eigen here (tested above)");
+#endif
+}
+
 TEST_CASE("im2col row copies and col2im row sums touch exactly their range", "[cnn]") {
   // Every length up to 3 blocks of 16, so each branch (overlapping 16-, 8- and 4-float blocks,
   // scalar tail) runs; guard zones on both sides must stay untouched.
@@ -345,13 +445,7 @@ TEST_CASE("conv2d forward and backward equal direct loops for every row-copy wid
   // Output widths 1 .. 20 and 28 cover every branch of copy_run / add_run; padding 0 and 2;
   // batches of 3 images so that chunks hold several images; with OpenMP, 1-3 threads (chunks of
   // 1 MiB, or the batch split evenly). Reference in double.
-#if defined(_OPENMP)
-  const int saved_threads = omp_get_max_threads();
-  for (int threads : {1, 2, 3}) {
-    omp_set_num_threads(threads);
-#else
-  for (int threads : {1}) {
-#endif
+  on_thread_counts([](int threads) {
     for (std::size_t w : {3u, 5u, 8u, 11u, 14u, 17u, 20u, 28u})
       for (std::size_t pad : {0u, 2u}) {
         const std::size_t ci = 2, co = 3, k = 5, h = 6, n = 3;
@@ -405,10 +499,7 @@ TEST_CASE("conv2d forward and backward equal direct loops for every row-copy wid
         for (std::size_t i = 0; i < rgw.size(); ++i) REQUIRE(conv.gw[i] == Approx(rgw[i]).margin(1e-4));
         for (std::size_t o = 0; o < co; ++o) REQUIRE(conv.gb[o] == Approx(rgb[o]).margin(1e-4));
       }
-  }
-#if defined(_OPENMP)
-  omp_set_num_threads(saved_threads);
-#endif
+  });
 }
 
 TEST_CASE("SGD and Adam steps follow their formulas and give the same bits on 1, 2 and 3 threads", "[cnn]") {
