@@ -284,15 +284,14 @@ inline void conv_gemm(const float* wt, std::size_t rows, std::size_t K, const fl
         float* yt = y + r0 * ldy + p;
         const float* ct = c + p;
         const float* bt = bias + r0;
-        if (rem == 16) {
-          if (V == 3) conv_tile_rows<3, false>(R, wb, ct, ldc, k0, k1, yt, ldy, last, first, finish, bt, relu);
-          else if (V == 2) conv_tile_rows<2, false>(R, wb, ct, ldc, k0, k1, yt, ldy, last, first, finish, bt, relu);
-          else conv_tile_rows<1, false>(R, wb, ct, ldc, k0, k1, yt, ldy, last, first, finish, bt, relu);
-        } else {
-          if (V == 3) conv_tile_rows<3, true>(R, wb, ct, ldc, k0, k1, yt, ldy, last, first, finish, bt, relu);
-          else if (V == 2) conv_tile_rows<2, true>(R, wb, ct, ldc, k0, k1, yt, ldy, last, first, finish, bt, relu);
-          else conv_tile_rows<1, true>(R, wb, ct, ldc, k0, k1, yt, ldy, last, first, finish, bt, relu);
-        }
+        const auto run = [&](auto masked) {
+          constexpr bool M = decltype(masked)::value;
+          if (V == 3) conv_tile_rows<3, M>(R, wb, ct, ldc, k0, k1, yt, ldy, last, first, finish, bt, relu);
+          else if (V == 2) conv_tile_rows<2, M>(R, wb, ct, ldc, k0, k1, yt, ldy, last, first, finish, bt, relu);
+          else conv_tile_rows<1, M>(R, wb, ct, ldc, k0, k1, yt, ldy, last, first, finish, bt, relu);
+        };
+        if (rem == 16) run(std::false_type{});
+        else run(std::true_type{});
       }
     }
   }
