@@ -110,36 +110,37 @@ inline void add_channel_sums(const float* d, std::size_t stride, std::size_t len
 #if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)  // __builtin_shufflevector: GCC 12
 #define SPARSEREG_CNN_POOL2_VECTOR 1
 /// W outputs of a 2x2 max-pool in GNU vector lanes: the windows of input rows a and a + row at
-/// columns 2j, 2j + 1 (j < W), whose first element is input index `first`. Each output is the
-/// window's first element with the largest key in the order (a, 2j), (a, 2j + 1), (b, 2j), (b, 2j +
-/// 1), as pool_plane's scan picks it: key(x) > key(y) exactly when x > y or x is a NaN and y is
-/// not, and the keys are equal when neither holds either way (equal numbers, +0 and -0, two NaNs).
-/// The key, from the float's bits: the magnitude, negated under a sign bit (so -0 and +0 meet at
-/// 0), and INT32_MAX for every NaN. (Scalar ternaries on these keys became branches in GCC 12, as
-/// the float compares of the scan did: random data mispredict them.)
+/// columns 2j, 2j + 1 (j < W), whose first element is input index `first`. Each output is what
+/// pool_plane's scan of (a, 2j), (a, 2j + 1), (b, 2j), (b, 2j + 1) picks: a candidate c replaces
+/// the current v when c > v or c is a NaN and v is not, as lane-wise float compares (ordered, so
+/// false for NaNs; +0 and -0 compare equal) and selects. (Scalar ternaries became branches in
+/// GCC 12, which random data mispredict.)
 template <std::size_t W>
 struct pool2_lanes;  // GCC drops a vector_size that depends on a template parameter
 template <>
 struct pool2_lanes<4> {
+  using fv = float __attribute__((vector_size(16)));
   using iv = std::int32_t __attribute__((vector_size(16)));
   using uv = std::uint32_t __attribute__((vector_size(16)));
 };
 template <>
 struct pool2_lanes<8> {
+  using fv = float __attribute__((vector_size(32)));
   using iv = std::int32_t __attribute__((vector_size(32)));
   using uv = std::uint32_t __attribute__((vector_size(32)));
 };
 template <std::size_t W>
 inline void pool2_block(const float* a, std::size_t row, std::uint32_t first, float* dst, std::uint32_t* am) {
+  using fv = typename pool2_lanes<W>::fv;
   using iv = typename pool2_lanes<W>::iv;
   using uv = typename pool2_lanes<W>::uv;
-  iv a0, a1, b0, b1;
+  fv a0, a1, b0, b1;
   std::memcpy(&a0, a, sizeof a0);
   std::memcpy(&a1, a + W, sizeof a1);
   std::memcpy(&b0, a + row, sizeof b0);
   std::memcpy(&b1, a + row + W, sizeof b1);
   // Lambdas take and give vectors by reference: by value they would change the ABI without AVX.
-  iv ea, oa, eb, ob;  // the even and odd columns of rows a and b
+  fv ea, oa, eb, ob;  // the even and odd columns of rows a and b
   if constexpr (W == 8) {
     ea = __builtin_shufflevector(a0, a1, 0, 2, 4, 6, 8, 10, 12, 14);
     oa = __builtin_shufflevector(a0, a1, 1, 3, 5, 7, 9, 11, 13, 15);
@@ -151,23 +152,15 @@ inline void pool2_block(const float* a, std::size_t row, std::uint32_t first, fl
     eb = __builtin_shufflevector(b0, b1, 0, 2, 4, 6);
     ob = __builtin_shufflevector(b0, b1, 1, 3, 5, 7);
   }
-  const auto key = [](const iv& bits, iv& out) {
-    const iv mag = bits & 0x7fffffff, neg = bits < 0;  // a vector compare: lanes of 0 or -1
-    const iv k = (mag ^ neg) - neg, nan = mag > 0x7f800000;
-    out = (nan & std::numeric_limits<std::int32_t>::max()) | (~nan & k);
-  };
-  uv lane;
-  for (std::size_t j = 0; j < W; ++j) lane[j] = first + static_cast<std::uint32_t>(2 * j);
-  iv v = ea, k;
-  key(v, k);
+  uv lane;  // the offsets 2j as a constant, then + first (a broadcast, not W inserts)
+  for (std::size_t j = 0; j < W; ++j) lane[j] = static_cast<std::uint32_t>(2 * j);
+  lane += first;
+  fv v = ea;
   uv at = lane;
-  const auto take = [&](const iv& c, std::uint32_t offset) {
-    iv ck;
-    key(c, ck);
-    const iv larger = ck > k;
-    v = (larger & c) | (~larger & v);
-    k = (larger & ck) | (~larger & k);
-    at = ((uv)larger & (lane + offset)) | (~(uv)larger & at);
+  const auto take = [&](const fv& c, std::uint32_t offset) {
+    const iv larger = (c > v) | ((c != c) & (v == v));
+    v = larger ? c : v;
+    at = larger ? lane + offset : at;
   };
   take(oa, 1);
   take(eb, static_cast<std::uint32_t>(row));
