@@ -170,15 +170,16 @@ inline void pool2_block(const float* a, std::size_t row, std::uint32_t first, fl
 }
 #endif
 
-/// The conv layers' forward GEMM, y = W * cols over a chunk, with the bias and the ReLU: W is
-/// rows x K (a conv's O x C*k*k), cols K x n with row stride ldc, y rows x n with row stride ldy.
+/// The conv layers' forward GEMM, y = W * cols, with the bias and the ReLU: W is rows x K (a
+/// conv's O x C*k*k), row k of cols the n floats at c + koff[k] (rows may overlap: the conv
+/// passes the shifted planes of conv2d::shifted_planes), y rows x n with row stride ldy.
 /// Every output is one chain of fused multiply-adds in k order from 0, then + bias, then the
 /// ReLU as std::max(v, 0.f) (a NaN stays, -0 stays): the same bits as the plain loop
 /// conv_gemm_reference, whatever the tiling. Eigen's GEMM ran conv layers whose filter count is
 /// not a multiple of 4 (compacted models: 30, 38) at 51-55 GMAC/s against 64-66 at 64 filters on
 /// the Intel Xeon of the thirty-third session, and a 5x5 conv over one channel (K = 25) at 48-50:
 /// it packs both operands for every chunk and runs the filters in blocks of 4. Here W is packed
-/// once per call, K-major in blocks of 8 filters, and cols is read where im2col wrote it.
+/// once per call, K-major in blocks of 8 filters, and cols is read where it was written.
 inline constexpr std::size_t conv_rows = 8;   // filters per register tile
 inline constexpr std::size_t conv_kc = 128;   // k per pass over a tile (cols strip and W block in L1)
 
@@ -194,12 +195,13 @@ inline void pack_conv_weights(const float* w, std::size_t rows, std::size_t K, s
 }
 
 /// The definition of conv_gemm's results, one output at a time (tests compare against it).
-inline void conv_gemm_reference(const float* w, std::size_t rows, std::size_t K, const float* c, std::size_t ldc,
-                                std::size_t n, float* y, std::size_t ldy, const float* bias, bool relu) {
+inline void conv_gemm_reference(const float* w, std::size_t rows, std::size_t K, const float* c,
+                                const std::ptrdiff_t* koff, std::size_t n, float* y, std::size_t ldy,
+                                const float* bias, bool relu) {
   for (std::size_t r = 0; r < rows; ++r)
     for (std::size_t p = 0; p < n; ++p) {
       float a = 0.f;
-      for (std::size_t k = 0; k < K; ++k) a = std::fma(w[r * K + k], c[k * ldc + p], a);
+      for (std::size_t k = 0; k < K; ++k) a = std::fma(w[r * K + k], c[koff[k] + static_cast<std::ptrdiff_t>(p)], a);
       a += bias[r];
       y[r * ldy + p] = relu ? std::max(a, 0.f) : a;
     }
@@ -211,7 +213,7 @@ inline void conv_gemm_reference(const float* w, std::size_t rows, std::size_t K,
 /// start at 0 (else from y); `finish`: bias and ReLU applied before the store. Masked: the last
 /// vector holds only the lanes in `last`.
 template <int R, int V, bool Masked>
-__attribute__((noinline)) void conv_tile(const float* wt, const float* c, std::size_t ldc, std::size_t k0,
+__attribute__((noinline)) void conv_tile(const float* wt, const float* c, const std::ptrdiff_t* koff, std::size_t k0,
                                          std::size_t k1, float* y, std::size_t ldy, __mmask16 last, bool first,
                                          bool finish, const float* bias, bool relu) {
   const __mmask16 full = 0xffff, tail = Masked ? last : full;
@@ -221,7 +223,7 @@ __attribute__((noinline)) void conv_tile(const float* wt, const float* c, std::s
       acc[r][v] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(v == V - 1 ? tail : full, y + r * ldy + 16 * v);
   for (std::size_t k = k0; k < k1; ++k) {
     __m512 cv[V];
-    const float* ck = c + k * ldc;
+    const float* ck = c + koff[k];
     for (int v = 0; v < V; ++v)
       cv[v] = Masked && v == V - 1 ? _mm512_maskz_loadu_ps(tail, ck + 16 * v) : _mm512_loadu_ps(ck + 16 * v);
     const float* wk = wt + k * conv_rows;
@@ -244,25 +246,25 @@ __attribute__((noinline)) void conv_tile(const float* wt, const float* c, std::s
 }
 
 template <int V, bool Masked>
-inline void conv_tile_rows(std::size_t R, const float* wt, const float* c, std::size_t ldc, std::size_t k0,
+inline void conv_tile_rows(std::size_t R, const float* wt, const float* c, const std::ptrdiff_t* koff, std::size_t k0,
                            std::size_t k1, float* y, std::size_t ldy, __mmask16 last, bool first, bool finish,
                            const float* bias, bool relu) {
   static_assert(conv_rows == 8, "one case per tile height below");
   switch (R) {
-    case 8: return conv_tile<8, V, Masked>(wt, c, ldc, k0, k1, y, ldy, last, first, finish, bias, relu);
-    case 7: return conv_tile<7, V, Masked>(wt, c, ldc, k0, k1, y, ldy, last, first, finish, bias, relu);
-    case 6: return conv_tile<6, V, Masked>(wt, c, ldc, k0, k1, y, ldy, last, first, finish, bias, relu);
-    case 5: return conv_tile<5, V, Masked>(wt, c, ldc, k0, k1, y, ldy, last, first, finish, bias, relu);
-    case 4: return conv_tile<4, V, Masked>(wt, c, ldc, k0, k1, y, ldy, last, first, finish, bias, relu);
-    case 3: return conv_tile<3, V, Masked>(wt, c, ldc, k0, k1, y, ldy, last, first, finish, bias, relu);
-    case 2: return conv_tile<2, V, Masked>(wt, c, ldc, k0, k1, y, ldy, last, first, finish, bias, relu);
-    default: return conv_tile<1, V, Masked>(wt, c, ldc, k0, k1, y, ldy, last, first, finish, bias, relu);
+    case 8: return conv_tile<8, V, Masked>(wt, c, koff, k0, k1, y, ldy, last, first, finish, bias, relu);
+    case 7: return conv_tile<7, V, Masked>(wt, c, koff, k0, k1, y, ldy, last, first, finish, bias, relu);
+    case 6: return conv_tile<6, V, Masked>(wt, c, koff, k0, k1, y, ldy, last, first, finish, bias, relu);
+    case 5: return conv_tile<5, V, Masked>(wt, c, koff, k0, k1, y, ldy, last, first, finish, bias, relu);
+    case 4: return conv_tile<4, V, Masked>(wt, c, koff, k0, k1, y, ldy, last, first, finish, bias, relu);
+    case 3: return conv_tile<3, V, Masked>(wt, c, koff, k0, k1, y, ldy, last, first, finish, bias, relu);
+    case 2: return conv_tile<2, V, Masked>(wt, c, koff, k0, k1, y, ldy, last, first, finish, bias, relu);
+    default: return conv_tile<1, V, Masked>(wt, c, koff, k0, k1, y, ldy, last, first, finish, bias, relu);
   }
 }
 
 /// conv_gemm_reference's results with W packed by pack_conv_weights (wt): for each block of
 /// conv_kc k, each block of 8 filters, tiles of 48 outputs (the last 1-3 vectors, masked).
-inline void conv_gemm(const float* wt, std::size_t rows, std::size_t K, const float* c, std::size_t ldc,
+inline void conv_gemm(const float* wt, std::size_t rows, std::size_t K, const float* c, const std::ptrdiff_t* koff,
                       std::size_t n, float* y, std::size_t ldy, const float* bias, bool relu) {
   constexpr std::size_t tile_n = 48;
   for (std::size_t k0 = 0; k0 < K; k0 += conv_kc) {
@@ -279,9 +281,9 @@ inline void conv_gemm(const float* wt, std::size_t rows, std::size_t K, const fl
         const float* bt = bias + r0;
         const auto run = [&](auto masked) {
           constexpr bool M = decltype(masked)::value;
-          if (V == 3) conv_tile_rows<3, M>(R, wb, ct, ldc, k0, k1, yt, ldy, last, first, finish, bt, relu);
-          else if (V == 2) conv_tile_rows<2, M>(R, wb, ct, ldc, k0, k1, yt, ldy, last, first, finish, bt, relu);
-          else conv_tile_rows<1, M>(R, wb, ct, ldc, k0, k1, yt, ldy, last, first, finish, bt, relu);
+          if (V == 3) conv_tile_rows<3, M>(R, wb, ct, koff, k0, k1, yt, ldy, last, first, finish, bt, relu);
+          else if (V == 2) conv_tile_rows<2, M>(R, wb, ct, koff, k0, k1, yt, ldy, last, first, finish, bt, relu);
+          else conv_tile_rows<1, M>(R, wb, ct, koff, k0, k1, yt, ldy, last, first, finish, bt, relu);
         };
         if (rem == 16) run(std::false_type{});
         else run(std::true_type{});
@@ -327,6 +329,7 @@ struct conv2d {
   // Workspace (not part of the model's state).
   std::vector<std::vector<float>> cols_, gw_thread_, gb_thread_, plane_;
   std::vector<float> wt_;  // w packed for detail::conv_gemm (forward)
+  std::vector<std::ptrdiff_t> koff_;  // shifted_offsets (forward)
 
   conv2d() = default;
   conv2d(std::size_t in_channels, std::size_t out_channels, std::size_t kernel, std::size_t padding,
@@ -414,6 +417,35 @@ struct conv2d {
       }
   }
 
+  // The forward kernel's input for image r of x (CNHW with batch n): for each input channel c
+  // and kernel column kw, rows 0 .. padded_h() - 1 of the zero-padded plane from column kw on,
+  // out_w() floats each, at s + (c * k + kw) * padded_h() * out_w(). Row (c, kh, kw) of im2col's
+  // columns for this image is then the contiguous run at that block + kh * out_w()
+  // (shifted_offsets). `plane` is scratch of padded_h() * padded_w() floats whose border is zero
+  // (only the interior is written).
+  void shifted_planes(const float* x, std::size_t n, std::size_t r, float* s, float* plane) const {
+    const std::size_t ow_n = out_w(), PW = padded_w(), PH = padded_h();
+    for (std::size_t c = 0; c < in_c; ++c) {
+      const float* src = x + (c * n + r) * in_h * in_w;
+      for (std::size_t i = 0; i < in_h; ++i)
+        std::memcpy(plane + (i + pad) * PW + pad, src + i * in_w, in_w * sizeof(float));
+      for (std::size_t kw = 0; kw < k; ++kw) {
+        float* dst = s + (c * k + kw) * PH * ow_n;
+        for (std::size_t i = 0; i < PH; ++i, dst += ow_n) copy_run(dst, plane + i * PW + kw, ow_n);
+      }
+    }
+  }
+  // off[(c * k + kh) * k + kw] = where row (c, kh, kw) of one image's im2col columns starts in
+  // shifted_planes' output.
+  void shifted_offsets(std::vector<std::ptrdiff_t>& off) const {
+    const std::size_t ow_n = out_w(), PH = padded_h();
+    off.resize(patch());
+    for (std::size_t c = 0; c < in_c; ++c)
+      for (std::size_t kh = 0; kh < k; ++kh)
+        for (std::size_t kw = 0; kw < k; ++kw)
+          off[(c * k + kh) * k + kw] = static_cast<std::ptrdiff_t>(((c * k + kw) * PH + kh) * ow_n);
+  }
+
   // dx (images n0 .. n0+m) = col2im(dcols); `plane` is scratch of padded_h() * padded_w() floats.
   void col2im(const float* dcols, std::size_t n, std::size_t n0, std::size_t m, float* dx, float* plane) const {
     const std::size_t oh_n = out_h(), ow_n = out_w(), ohw = oh_n * ow_n, ncol = m * ohw;
@@ -443,14 +475,24 @@ struct conv2d {
 #else
     const_matrix_map W(w.data(), ix(out_c), ix(patch()));
 #endif
+#if defined(SPARSEREG_CNN_CONV_KERNEL)
+    shifted_offsets(koff_);
+#endif
     SPARSEREG_CNN_OMP(omp parallel for schedule(static))
     for (std::ptrdiff_t ci = 0; ci < chunks; ++ci) {
       const std::size_t n0 = bc.begin(static_cast<std::size_t>(ci)), m = bc.images(static_cast<std::size_t>(ci));
       float* cols = cols_[static_cast<std::size_t>(thread_id())].data();
-      im2col(x, n, n0, m, cols, plane_[static_cast<std::size_t>(thread_id())].data());
+      float* plane = plane_[static_cast<std::size_t>(thread_id())].data();
 #if defined(SPARSEREG_CNN_CONV_KERNEL)
-      detail::conv_gemm(wt_.data(), out_c, patch(), cols, m * ohw, m * ohw, y + n0 * ohw, n * ohw, b.data(), relu);
+      // Image by image from the shifted planes: k copies of each input plane, not im2col's k * k
+      // (in_c * k * padded_h() * out_w() floats, which fit in the workspace of one image's columns).
+      std::fill(plane, plane + padded_h() * padded_w(), 0.f);
+      for (std::size_t j = n0; j < n0 + m; ++j) {
+        shifted_planes(x, n, j, cols, plane);
+        detail::conv_gemm(wt_.data(), out_c, patch(), cols, koff_.data(), ohw, y + j * ohw, n * ohw, b.data(), relu);
+      }
 #else
+      im2col(x, n, n0, m, cols, plane);
       const_matrix_map C(cols, ix(patch()), ix(m * ohw));
       strided_map Y(y + n0 * ohw, ix(out_c), ix(m * ohw), Eigen::OuterStride<>(ix(n * ohw)));
       Y.noalias() = W * C;
