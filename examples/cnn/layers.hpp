@@ -398,6 +398,12 @@ struct conv2d {
   std::size_t padded_h() const { return in_h + 2 * pad; }
   std::size_t padded_w() const { return in_w + 2 * pad; }
 
+  // The interior of a zero-padded plane (padded_h() x padded_w()) = one input plane.
+  void pad_into(const float* src, float* plane) const {
+    for (std::size_t r = 0; r < in_h; ++r)
+      std::memcpy(plane + (r + pad) * padded_w() + pad, src + r * in_w, in_w * sizeof(float));
+  }
+
   // cols[(c,kh,kw)][(j,oh,ow)] for images n0 .. n0+m of x (CNHW with batch n). `plane` is scratch
   // of padded_h() * padded_w() floats.
   void im2col(const float* x, std::size_t n, std::size_t n0, std::size_t m, float* cols, float* plane) const {
@@ -406,8 +412,7 @@ struct conv2d {
     std::fill(plane, plane + PH * PW, 0.f);
     for (std::size_t c = 0; c < in_c; ++c)
       for (std::size_t j = 0; j < m; ++j) {
-        const float* src = x + (c * n + n0 + j) * in_h * in_w;
-        for (std::size_t r = 0; r < in_h; ++r) std::memcpy(plane + (r + pad) * PW + pad, src + r * in_w, in_w * sizeof(float));
+        pad_into(x + (c * n + n0 + j) * in_h * in_w, plane);
         for (std::size_t kh = 0; kh < k; ++kh)
           for (std::size_t kw = 0; kw < k; ++kw) {
             float* dst = cols + ((c * k + kh) * k + kw) * ncol + j * ohw;
@@ -426,9 +431,7 @@ struct conv2d {
   void shifted_planes(const float* x, std::size_t n, std::size_t r, float* s, float* plane) const {
     const std::size_t ow_n = out_w(), PW = padded_w(), PH = padded_h();
     for (std::size_t c = 0; c < in_c; ++c) {
-      const float* src = x + (c * n + r) * in_h * in_w;
-      for (std::size_t i = 0; i < in_h; ++i)
-        std::memcpy(plane + (i + pad) * PW + pad, src + i * in_w, in_w * sizeof(float));
+      pad_into(x + (c * n + r) * in_h * in_w, plane);
       for (std::size_t kw = 0; kw < k; ++kw) {
         float* dst = s + (c * k + kw) * PH * ow_n;
         for (std::size_t i = 0; i < PH; ++i, dst += ow_n) copy_run(dst, plane + i * PW + kw, ow_n);
@@ -472,11 +475,9 @@ struct conv2d {
     const auto chunks = static_cast<std::ptrdiff_t>(bc.count);
 #if defined(SPARSEREG_CNN_CONV_KERNEL)
     detail::pack_conv_weights(w.data(), out_c, patch(), wt_);
+    shifted_offsets(koff_);
 #else
     const_matrix_map W(w.data(), ix(out_c), ix(patch()));
-#endif
-#if defined(SPARSEREG_CNN_CONV_KERNEL)
-    shifted_offsets(koff_);
 #endif
     SPARSEREG_CNN_OMP(omp parallel for schedule(static))
     for (std::ptrdiff_t ci = 0; ci < chunks; ++ci) {
