@@ -541,6 +541,11 @@ TEMPLATE_TEST_CASE("norms of runs crossing groups, eight runs per lane at a time
                                            [cols](std::size_t f) { return f % cols % 3 == 0; });
     }
   }
+  // More groups than blocks (256), so a block decides several groups from lanes combined a block
+  // at a time (combine_lane_rows); 300 rows keep it off the column tiles.
+  INFO("fc 300 x 600, input-neuron groups");
+  check_crossing_against_contiguous<T>({300, 600}, {1, 300}, sparsereg::groups::input_neurons(), 17u,
+                                       [](std::size_t f) { return f % 600 % 3 == 0; });
   // Groups (a, c) of an A x B x C tensor: the runs along c cross groups, and the groups they
   // cross change with a, so the waiting runs are taken before the next a's runs join.
   const std::size_t A = 3, B = 290, C = 20;

@@ -733,6 +733,32 @@ TEMPLATE_TEST_CASE("kl_to_target: the max_abs support is the largest finite |w| 
   }
 }
 
+TEST_CASE("kl_to_target: on group norms, the max_abs support is the largest finite norm wherever it lies",
+          "[kl_to_target]") {
+  // n groups of 3 (the rows of an n x 3 weight); one group's norm is the largest, at every
+  // position; with non-finite groups (a NaN or an infinity makes its group's norm NaN or inf),
+  // which must not count.
+  const auto p = kl_to_target::on_group_norms(0.5, sparsereg::groups::output_neurons(),
+                                              target::laplace(0.4, scale_mode::absolute), 64, kl_support::max_abs(1.0));
+  for (const std::size_t n : {std::size_t(1), std::size_t(7), std::size_t(8), std::size_t(9), std::size_t(33)}) {
+    const auto base = normal_sample(3 * n, 0.0, 0.2, static_cast<unsigned>(n) + 5);
+    for (std::size_t at = 0; at < n; ++at) {
+      for (const bool with_nonfinite : {false, true}) {
+        INFO("n " << n << ", largest at " << at << ", non-finite " << with_nonfinite);
+        std::vector<double> w(3 * n);
+        for (std::size_t i = 0; i < 3 * n; ++i) w[i] = std::max(-0.5, std::min(0.5, base[i]));
+        w[3 * at] = 2.0, w[3 * at + 1] = -1.5, w[3 * at + 2] = (at % 2) ? 6.0 : 0.0;
+        const double big = std::sqrt(6.25 + (at % 2 ? 36.0 : 0.0));
+        if (with_nonfinite)
+          for (std::size_t g = (at + 1) % 2; g < n; g += 2)
+            if (g != at) w[3 * g + 1] = g % 4 == 1 ? std::numeric_limits<double>::quiet_NaN()
+                                                   : std::numeric_limits<double>::infinity();
+        CHECK(p.fresh().distributions(view<const double>(w.data(), {n, 3})).hi == Approx(big).epsilon(1e-12));
+      }
+    }
+  }
+}
+
 TEST_CASE("kl_support::rounded: the next power of (1 + r) at or above s", "[kl_to_target]") {
   // Exact where the arithmetic is (powers of 2 with r = 1), else checked against the definition:
   // s <= result < (1 + r) s, and result = (1 + r)^k for an integer k (within rounding of exp/log).
