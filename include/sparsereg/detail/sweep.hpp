@@ -1691,10 +1691,8 @@ struct lane_block {
   }
 };
 
-/// Decides group g from its 8 partial sums of squares (sq[j * stride]) and, with WithAbs, of
-/// |u| (ab[j * stride]; otherwise ab is not read and abs_sum is 0), adds the decision to the
-/// block's totals and returns it. Every grouped path decides through here, so the lanes are
-/// combined in one order whatever the path.
+/// Decides group g from its combined sums (of squares, and with WithAbs of |u|; otherwise
+/// abs_sum is not used and decide gets 0), adds the decision to the block's totals and returns it.
 template <bool WithAbs, class T, class Decide>
 SPARSEREG_ALWAYS_INLINE auto decide_combined(Decide& decide, std::size_t g, std::size_t size, T sumsq, T abs_sum,
                                              std::size_t zeros, sweep_totals& t) {
@@ -1702,6 +1700,10 @@ SPARSEREG_ALWAYS_INLINE auto decide_combined(Decide& decide, std::size_t g, std:
   t.add({d.value, d.zero_elements, d.zero_group ? 1u : 0u, 1});
   return d;
 }
+/// decide_combined from group g's 8 partial sums of squares (sq[j * stride]) and, with WithAbs,
+/// of |u| (ab[j * stride]; otherwise ab is not read). Every grouped path decides through here or
+/// through combine_lane_rows below, which adds the lanes in the same order (combine_lanes), so
+/// the lanes are combined in one order whatever the path.
 template <bool WithAbs, class T, class Decide>
 SPARSEREG_ALWAYS_INLINE auto decide_group(Decide& decide, std::size_t g, std::size_t size, const T* sq, const T* ab,
                                           std::size_t stride, std::size_t zeros, sweep_totals& t) {
@@ -1722,7 +1724,8 @@ void combine_lane_rows(const T* l, std::size_t ld, std::size_t m, T* __restrict 
   static_assert(lanes == 8, "combine_lanes' tree below");
   const T *l0 = l, *l1 = l + ld, *l2 = l + 2 * ld, *l3 = l + 3 * ld, *l4 = l + 4 * ld, *l5 = l + 5 * ld,
           *l6 = l + 6 * ld, *l7 = l + 7 * ld;
-  for (std::size_t k = 0; k < m; ++k) out[k] = ((l0[k] + l1[k]) + (l2[k] + l3[k])) + ((l4[k] + l5[k]) + (l6[k] + l7[k]));
+  for (std::size_t k = 0; k < m; ++k)
+    out[k] = ((l0[k] + l1[k]) + (l2[k] + l3[k])) + ((l4[k] + l5[k]) + (l6[k] + l7[k]));
 }
 
 /// The grouped two-pass sweep. decide(g, size, sumsq, abs_sum, zeros) -> group_decision<T>;
